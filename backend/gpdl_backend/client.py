@@ -1,0 +1,157 @@
+"""Client-side database helpers shared by the drivers: connect, names, errors.
+
+Runs in the client (CLI, notebook), never inside the server.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from gpdl_backend import errors
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_IDENTIFIER = 63
+# Suffixes gpdl appends to a user's table name (errors, summaries, ...).
+LONGEST_SUFFIX = len("_summary")
+
+
+def connect(dsn: str, application_name: str = "gpdl", **kwargs: Any):
+    """Open a psycopg2 connection tagged with ``application_name``."""
+    try:
+        return psycopg2.connect(dsn, application_name=application_name, **kwargs)
+    except psycopg2.OperationalError as error:
+        raise errors.FatalError(f"cannot connect to the database: {error}".strip()) from error
+
+
+@dataclass(frozen=True)
+class TableName:
+    """A validated, optionally schema-qualified table name."""
+
+    schema: str | None
+    name: str
+
+    @property
+    def identifier(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name) if self.schema else sql.Identifier(self.name)
+
+    def with_suffix(self, suffix: str) -> TableName:
+        return TableName(self.schema, self.name + suffix)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+def table_name(text: str) -> TableName:
+    """Parse and check a user's table name: ``name`` or ``schema.name``.
+
+    Only letters, digits and underscores, not starting with a digit, short
+    enough for gpdl's suffixes; anything else is refused before work starts.
+
+    Raises:
+        UsageError: the name is unsafe or too long.
+    """
+    parts = text.split(".") if isinstance(text, str) else []
+    if not 1 <= len(parts) <= 2 or not all(_NAME.match(p) for p in parts):
+        raise errors.UsageError(
+            f"unsafe table name {text!r}: use letters, digits and underscores, "
+            "optionally schema-qualified (schema.table)"
+        )
+    if len(parts[-1]) + LONGEST_SUFFIX > MAX_IDENTIFIER:
+        raise errors.UsageError(
+            f"table name {text!r} is too long: at most {MAX_IDENTIFIER - LONGEST_SUFFIX} "
+            "characters, leaving room for gpdl's suffixes"
+        )
+    return TableName(parts[0], parts[1]) if len(parts) == 2 else TableName(None, parts[0])
+
+
+def table_exists(cur, table: TableName) -> bool:
+    """Whether ``table`` exists (in the search path when unqualified)."""
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table.identifier.as_string(cur),))
+    return bool(cur.fetchone()[0])
+
+
+_SERVER_ERROR = re.compile(r"^(?:gpdl_backend\.errors\.)?(UsageError|ImageDecodeError|"
+                           r"UnitFailedError|FatalError): (.*)$", re.S)
+
+
+def server_error(error: psycopg2.Error) -> errors.GpdlError | None:
+    """The gpdl error a plpython function raised, recovered from a server error."""
+    message = error.diag.message_primary or str(error)
+    match = _SERVER_ERROR.match(message.strip())
+    if not match:
+        return None
+    cls = getattr(errors, match.group(1))
+    return cls(match.group(2).strip())
+
+
+def raise_from_server(error: psycopg2.Error) -> NoReturn:
+    """Re-raise a server error as the gpdl error it carries, else as FatalError."""
+    mapped = server_error(error)
+    if mapped is not None:
+        raise mapped from error
+    raise errors.FatalError(str(error).strip()) from error
+
+
+def execute_async(
+    dsn: str,
+    statement: sql.Composable | str,
+    on_notice: Callable[[str], None] | None = None,
+    on_connect: Callable[[Any], None] | None = None,
+    poll_seconds: float = 0.2,
+) -> int:
+    """Run one statement on its own autocommit connection, streaming NOTICEs.
+
+    psycopg2 only hands notices over while it polls an asynchronous
+    connection, so this is how a long server-side call reports progress.
+
+    Args:
+        dsn: where to connect.
+        statement: the statement to run.
+        on_notice: called with each notice's message as it arrives.
+        on_connect: called with the connection once open (to allow cancel()).
+        poll_seconds: how long to wait for the socket between checks.
+
+    Returns:
+        The statement's rowcount.
+    """
+    conn = psycopg2.connect(dsn, async_=1, application_name="gpdl")
+    try:
+        _wait(conn, poll_seconds)
+        if on_connect:
+            on_connect(conn)
+        cur = conn.cursor()
+        cur.execute(statement if isinstance(statement, str) else statement.as_string(conn))
+        while True:
+            done = _poll_once(conn, poll_seconds)
+            if on_notice:
+                for notice in conn.notices:
+                    on_notice(notice.split(":", 1)[-1].strip())
+            del conn.notices[:]
+            if done:
+                return cur.rowcount
+    finally:
+        conn.close()
+
+
+def _wait(conn, poll_seconds: float) -> None:
+    while not _poll_once(conn, poll_seconds):
+        pass
+
+
+def _poll_once(conn, poll_seconds: float) -> bool:
+    state = conn.poll()
+    if state == psycopg2.extensions.POLL_OK:
+        return True
+    if state == psycopg2.extensions.POLL_READ:
+        select.select([conn.fileno()], [], [], poll_seconds)
+    elif state == psycopg2.extensions.POLL_WRITE:
+        select.select([], [conn.fileno()], [], poll_seconds)
+    return False

@@ -1,0 +1,185 @@
+"""The only module that knows PostgreSQL from Greenplum.
+
+Everything else speaks of *segments* and ``__dist_key__``:
+
+- PostgreSQL: N virtual segments (``gpdl.config.num_segments``, by default the
+  server's CPU count); segment k holds the rows with ``__dist_key__ = k`` and
+  is worked by a dedicated connection.
+- Greenplum / Apache Cloudberry: one segment per primary segment; tables are
+  ``DISTRIBUTED BY (__dist_key__)`` with one key per segment that hashes onto
+  it, so ``WHERE __dist_key__ = k`` is dispatched to segment k alone.
+
+Every SQL text built here is valid on PostgreSQL 12 syntax (Greenplum 7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg2 import sql
+
+POSTGRESQL = "postgresql"
+GREENPLUM = "greenplum"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What a connection's server is, as far as gpdl cares.
+
+    Args:
+        kind: ``"postgresql"`` or ``"greenplum"``.
+        version: the server's ``version()`` string.
+        dist_keys: one ``__dist_key__`` per segment, in segment order.
+    """
+
+    kind: str
+    version: str = ""
+    dist_keys: tuple[int, ...] = field(default=(0,))
+
+    @property
+    def is_greenplum(self) -> bool:
+        return self.kind == GREENPLUM
+
+    @property
+    def num_segments(self) -> int:
+        return len(self.dist_keys)
+
+    # --- DDL -------------------------------------------------------------
+    def distributed_by_key(self) -> sql.Composable:
+        """The clause that spreads a table by ``__dist_key__`` (empty on PostgreSQL)."""
+        if self.is_greenplum:
+            return sql.SQL(" DISTRIBUTED BY (__dist_key__)")
+        return sql.SQL("")
+
+    def distributed_randomly(self) -> sql.Composable:
+        """The clause for tables with no useful key (image tables, errors)."""
+        return sql.SQL(" DISTRIBUTED RANDOMLY") if self.is_greenplum else sql.SQL("")
+
+    def distributed_replicated(self) -> sql.Composable:
+        """The clause for small tables every segment reads (config, summaries)."""
+        return sql.SQL(" DISTRIBUTED REPLICATED") if self.is_greenplum else sql.SQL("")
+
+    def index_dist_key(self, table: sql.Identifier) -> sql.Composable | None:
+        """An index for fast ``WHERE __dist_key__ = k`` scans (PostgreSQL only)."""
+        if self.is_greenplum:
+            return None
+        return sql.SQL("CREATE INDEX ON {} (__dist_key__)").format(table)
+
+    # --- work on every segment ---------------------------------------------
+    def read_images_statements(
+        self, staging: sql.Composable, errors: sql.Composable, read_args: sql.Composable
+    ) -> list[sql.Composable]:
+        """The statements that load images, one per concurrent session.
+
+        PostgreSQL gets one statement per virtual segment (each run on its own
+        connection); Greenplum one statement that runs on every segment.
+
+        Args:
+            staging: the image table to fill.
+            errors: its ``_errors`` table.
+            read_args: ``gpdl.read_images`` arguments except segment and count.
+        """
+        if self.is_greenplum:
+            source = sql.SQL(
+                "SELECT r.* FROM gp_dist_random('gp_id'), LATERAL gpdl.read_images({args}, "
+                "segment => gp_execution_segment(), num_segments => {n}) r"
+            ).format(args=read_args, n=sql.Literal(self.num_segments))
+            return [_load_statement(source, staging, errors)]
+        statements = []
+        for segment in range(self.num_segments):
+            source = sql.SQL(
+                "SELECT * FROM gpdl.read_images({args}, segment => {k}, num_segments => {n})"
+            ).format(args=read_args, k=sql.Literal(segment), n=sql.Literal(self.num_segments))
+            statements.append(_load_statement(source, staging, errors))
+        return statements
+
+    def on_every_segment(self, call: sql.Composable) -> sql.Composable:
+        """Run a function call once on every segment host process (doctor)."""
+        if self.is_greenplum:
+            return sql.SQL(
+                "SELECT gp_segment_id AS segment, {} AS value FROM gp_dist_random('gp_id') "
+                "ORDER BY 1"
+            ).format(call)
+        return sql.SQL("SELECT -1 AS segment, {} AS value").format(call)
+
+
+def _load_statement(
+    source: sql.Composable, staging: sql.Composable, errors: sql.Composable
+) -> sql.Composable:
+    """One INSERT that keeps image rows and records the files that failed."""
+    return sql.SQL(
+        "WITH r AS MATERIALIZED ({source}), "
+        "e AS (INSERT INTO {errors} (path, reason) "
+        "SELECT unnest(error_paths), unnest(error_reasons) FROM r "
+        "WHERE cardinality(error_paths) > 0) "
+        "INSERT INTO {staging} (fullpaths, names, y, dims, x, pixels) "
+        "SELECT fullpaths, names, y, dims, x, pixels FROM r WHERE cardinality(names) > 0"
+    ).format(source=source, errors=errors, staging=staging)
+
+
+def greenplum_dist_keys_sql(candidates: int) -> list[sql.Composable]:
+    """Statements whose last query returns one ``__dist_key__`` per segment.
+
+    Candidate keys are hashed onto segments by Greenplum itself; the smallest
+    key landing on each segment is kept.
+    """
+    return [
+        sql.SQL("DROP TABLE IF EXISTS pg_temp.gpdl_dist_keys"),
+        sql.SQL(
+            "CREATE TEMP TABLE gpdl_dist_keys AS "
+            "SELECT generate_series(0, {}) AS __dist_key__ DISTRIBUTED BY (__dist_key__)"
+        ).format(sql.Literal(candidates - 1)),
+        sql.SQL(
+            "SELECT gp_segment_id, min(__dist_key__) FROM gpdl_dist_keys "
+            "GROUP BY gp_segment_id ORDER BY gp_segment_id"
+        ),
+    ]
+
+
+def kind_of(version: str) -> str:
+    """``"greenplum"`` for Greenplum / Cloudberry version strings, else PostgreSQL."""
+    lowered = version.lower()
+    return GREENPLUM if ("greenplum" in lowered or "cloudberry" in lowered) else POSTGRESQL
+
+
+def probe(conn: Any, num_segments: int | None = None) -> Engine:
+    """Find out what the server behind ``conn`` is and its segment keys.
+
+    Args:
+        conn: an open psycopg2 connection.
+        num_segments: PostgreSQL only: override the installed virtual
+            segment count. Defaults to ``gpdl.config``'s, else 1.
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT version()")
+        version = cur.fetchone()[0]
+        kind = kind_of(version)
+        if kind == GREENPLUM:
+            cur.execute("SELECT count(*) FROM gp_segment_configuration "
+                        "WHERE role = 'p' AND content >= 0")
+            segments = cur.fetchone()[0]
+            keys: dict[int, int] = {}
+            candidates = max(64, segments * 16)
+            while len(keys) < segments:
+                statements = greenplum_dist_keys_sql(candidates)
+                for statement in statements:
+                    cur.execute(statement)
+                keys = dict(cur.fetchall())
+                candidates *= 4
+            return Engine(kind, version, tuple(keys[s] for s in sorted(keys)))
+        if num_segments is None:
+            num_segments = installed_num_segments(cur)
+    if not conn.autocommit:
+        conn.rollback()  # end the read-only transaction the probe opened
+    return Engine(kind, version, tuple(range(num_segments)))
+
+
+def installed_num_segments(cur: Any) -> int:
+    """The virtual segment count recorded by ``gpdl install`` (1 if none)."""
+    cur.execute("SELECT to_regclass('gpdl.config') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        return 1
+    cur.execute("SELECT value FROM gpdl.config WHERE key = 'num_segments'")
+    row = cur.fetchone()
+    return int(row[0]) if row else 1

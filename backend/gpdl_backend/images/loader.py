@@ -1,0 +1,275 @@
+"""Load images into a table in parallel, on every segment (runs in the client).
+
+The client only sends SQL: each segment reads its own fragments inside the
+database (``gpdl.read_images``), so pixels never pass through here. Rows go
+to a staging table first; the target appears, complete, in one transaction at
+the end, so an interrupted load never leaves a table that looks complete.
+
+Example::
+
+    result = load_images(dsn, "s3://bucket/train", "train_images", server="minio")
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import psycopg2
+from psycopg2 import sql
+
+from gpdl_backend import engine as engines
+from gpdl_backend.client import (
+    TableName,
+    connect,
+    execute_async,
+    raise_from_server,
+    table_exists,
+    table_name,
+)
+from gpdl_backend.errors import UsageError
+
+IF_EXISTS = ("fail", "replace", "append")
+STAGING_PREFIX = "gpdl_loading_"
+
+ProgressCallback = Callable[[int, int, int], None]  # (files done, files total, errors)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What ``load_images`` loaded."""
+
+    table: str
+    images: int
+    rows: int
+    errors: int
+    files: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+
+def image_table_ddl(table: sql.Composable, engine: engines.Engine) -> list[sql.Composable]:
+    """CREATE statements for an image table and its ``_errors`` table."""
+    return [
+        sql.SQL(
+            "CREATE TABLE {} (fullpaths text[], names text[], y text[], dims integer[], "
+            "x bytea, pixels integer[]){}"
+        ).format(table, engine.distributed_randomly()),
+    ]
+
+
+def errors_table_ddl(table: sql.Composable, engine: engines.Engine) -> sql.Composable:
+    return sql.SQL("CREATE TABLE {} (path text, reason text){}").format(
+        table, engine.distributed_randomly())
+
+
+def load_images(
+    dsn: str,
+    location: str,
+    table: str,
+    *,
+    batch_size: int = 500,
+    server: str | None = None,
+    resize: tuple[int, int] | None = None,
+    color_mode: str = "RGB",
+    int_pixels: bool = False,
+    if_exists: str = "fail",
+    num_segments: int | None = None,
+    threads: int = 8,
+    progress: ProgressCallback | None = None,
+) -> LoadResult:
+    """Load the images at ``location`` into ``table`` (and ``table_errors``).
+
+    Args:
+        dsn: where the database is.
+        location: a directory, glob or URL (``s3://``, ``gs://``, ``http(s)://``,
+            ``file://``, local path); label = each file's parent directory.
+        table: the image table to create, ``name`` or ``schema.name``.
+        batch_size: images per row. Defaults to 500.
+        server: name of the object-store config (credentials) on the database host.
+        resize: ``(height, width)`` for every image; None keeps the size.
+        color_mode: ``"RGB"`` or ``"L"``. Defaults to ``"RGB"``.
+        int_pixels: also fill the PXF-compatible ``pixels INT[]`` column.
+        if_exists: ``"fail"`` (default), ``"replace"`` or ``"append"``.
+        num_segments: PostgreSQL: parallel readers. Defaults to the installed count.
+        threads: concurrent remote reads within a segment. Defaults to 8.
+        progress: called as ``progress(files_done, files_total, errors)``.
+
+    Returns:
+        A ``LoadResult``.
+
+    Raises:
+        UsageError: bad name or option, existing table, missing or empty
+            location, bad credentials, mixed image sizes; nothing is left behind.
+    """
+    target = table_name(table)
+    if if_exists not in IF_EXISTS:
+        raise UsageError(f"if_exists must be one of {IF_EXISTS}, not {if_exists!r}")
+    if color_mode not in ("RGB", "L"):
+        raise UsageError(f"color_mode must be 'RGB' or 'L', not {color_mode!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"batch_size must be a positive integer, not {batch_size!r}")
+    started = time.monotonic()
+    conn = connect(dsn)
+    try:
+        engine = engines.probe(conn, num_segments)
+        with conn.cursor() as cur:
+            exists = table_exists(cur, target)
+            if exists and if_exists == "fail":
+                raise UsageError(
+                    f"table {target} already exists; pass if_exists='replace' or 'append'")
+            try:
+                cur.execute("SELECT gpdl.count_files(%s, %s)", (location, server))
+            except psycopg2.Error as error:
+                conn.rollback()
+                raise_from_server(error)
+            total = cur.fetchone()[0]
+        conn.commit()
+        staging = TableName(target.schema, f"{STAGING_PREFIX}{secrets.token_hex(6)}")
+        _create_staging(conn, engine, staging, target, location)
+        try:
+            _run_segments(dsn, engine, staging, location, total, progress, dict(
+                batch_size=batch_size, server=server, resize=list(resize) if resize else None,
+                color_mode=color_mode, int_pixels=int_pixels, threads=threads))
+            if resize is None:
+                _check_uniform_sizes(conn, staging)
+            images, rows, error_count = _publish(conn, engine, staging, target, exists, if_exists)
+        except BaseException:
+            _drop_staging(conn, staging)
+            raise
+    finally:
+        conn.close()
+    return LoadResult(str(target), images, rows, error_count, total, time.monotonic() - started)
+
+
+def _create_staging(conn, engine, staging: TableName, target: TableName, location: str) -> None:
+    with conn.cursor() as cur:
+        for statement in image_table_ddl(staging.identifier, engine):
+            cur.execute(statement)
+        cur.execute(errors_table_ddl(staging.with_suffix("_errors").identifier, engine))
+        cur.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
+            staging.identifier,
+            sql.Literal(f"gpdl: INCOMPLETE load of {location} into {target}; safe to drop")))
+    conn.commit()
+
+
+def _read_args(location: str, options: dict) -> sql.Composable:
+    parts = [sql.Literal(location)]
+    for name, value in options.items():
+        literal = sql.Literal(value)
+        if name == "resize" and value is not None:
+            literal = sql.SQL("{}::integer[]").format(sql.Literal(value))
+        parts.append(sql.SQL("{} => {}").format(sql.Identifier(name), literal))
+    parts.append(sql.SQL("progress => true"))
+    return sql.SQL(", ").join(parts)
+
+
+def _run_segments(dsn, engine, staging: TableName, location: str, total: int,
+                  progress: ProgressCallback | None, options: dict) -> None:
+    """Run the per-segment loads concurrently; the first failure cancels the rest."""
+    statements = engine.read_images_statements(
+        staging.identifier, staging.with_suffix("_errors").identifier,
+        _read_args(location, options))
+    lock = threading.Lock()
+    counts = {"files": 0, "errors": 0}
+    connections: list = []
+
+    def on_notice(message: str) -> None:
+        if not message.startswith("gpdl-progress "):
+            return
+        _, files, errors = message.split()
+        with lock:
+            counts["files"] += int(files)
+            counts["errors"] += int(errors)
+            if progress:
+                progress(counts["files"], total, counts["errors"])
+
+    def on_connect(conn) -> None:
+        with lock:
+            connections.append(conn)
+
+    with ThreadPoolExecutor(max_workers=len(statements)) as pool:
+        futures = [pool.submit(execute_async, dsn, s, on_notice, on_connect)
+                   for s in statements]
+        first_error: BaseException | None = None
+        for future in futures:
+            try:
+                future.result()
+            except BaseException as error:  # cancel the other segments' loads
+                if first_error is None:
+                    first_error = error
+                    with lock:
+                        for conn in connections:
+                            if not conn.closed:
+                                conn.cancel()
+    if first_error is not None:
+        if isinstance(first_error, psycopg2.Error):
+            raise_from_server(first_error)
+        raise first_error
+
+
+def _check_uniform_sizes(conn, staging: TableName) -> None:
+    """Refuse images of different sizes read by different segments."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL(
+            "SELECT dims[2:4] AS shape, min(fullpaths[1]) AS example, sum(dims[1]) AS n "
+            "FROM {} GROUP BY 1 ORDER BY n DESC").format(staging.identifier))
+        shapes = cur.fetchall()
+    conn.commit()
+    if len(shapes) > 1:
+        (common, common_path, _), (odd, odd_path, _) = shapes[0], shapes[1]
+        fmt = "x".join
+        raise UsageError(
+            f"mixed image sizes: {odd_path} is {fmt(map(str, odd))} but {common_path} is "
+            f"{fmt(map(str, common))}; pass resize to load them together")
+
+
+def _publish(conn, engine, staging: TableName, target: TableName, exists: bool,
+             if_exists: str) -> tuple[int, int, int]:
+    """Make the staging rows the target's, in one transaction."""
+    target_errors = target.with_suffix("_errors")
+    staging_errors = staging.with_suffix("_errors")
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL(
+            "SELECT coalesce(sum(dims[1]), 0), count(*) FROM {}").format(staging.identifier))
+        images, rows = cur.fetchone()
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(staging_errors.identifier))
+        error_count = cur.fetchone()[0]
+        if exists and if_exists == "append":
+            cur.execute(sql.SQL("INSERT INTO {} (fullpaths, names, y, dims, x, pixels) "
+                                "SELECT fullpaths, names, y, dims, x, pixels FROM {}").format(
+                target.identifier, staging.identifier))
+            if not table_exists(cur, target_errors):
+                cur.execute(errors_table_ddl(target_errors.identifier, engine))
+            cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(
+                target_errors.identifier, staging_errors.identifier))
+            cur.execute(sql.SQL("DROP TABLE {}, {}").format(
+                staging.identifier, staging_errors.identifier))
+        else:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(
+                target.identifier, target_errors.identifier))
+            cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                staging.identifier, sql.Identifier(target.name)))
+            cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                staging_errors.identifier, sql.Identifier(target_errors.name)))
+            cur.execute(sql.SQL("COMMENT ON TABLE {} IS NULL").format(target.identifier))
+    conn.commit()
+    return int(images), int(rows), int(error_count)
+
+
+def _drop_staging(conn, staging: TableName) -> None:
+    try:
+        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(
+                staging.identifier, staging.with_suffix("_errors").identifier))
+        conn.commit()
+    except psycopg2.Error:
+        pass  # the connection itself is gone; the staging table says it is incomplete

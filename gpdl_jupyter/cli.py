@@ -1,0 +1,279 @@
+"""The ``gpdl`` console command: one subcommand, one API call.
+
+Example::
+
+    gpdl db start
+    gpdl load /data/train train_images --resize 32 32
+    gpdl preprocess train_images train_packed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from gpdl_backend.errors import GpdlError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _progress_bar(unit: str, desc: str):
+    """A tqdm bar and a ``(done, total, errors)`` callback feeding it."""
+    from tqdm import tqdm
+
+    bar = tqdm(unit=unit, desc=desc, dynamic_ncols=True, mininterval=0.5)
+
+    def update(done: int, total: int, errors: int = 0) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix(errors=errors, refresh=False)
+        bar.refresh()
+
+    return bar, update
+
+
+def _server(args: argparse.Namespace):
+    from gpdl_backend.embedded import EmbeddedServer
+
+    return EmbeddedServer.default(
+        Path(args.home).resolve() if args.home else None,
+        args.port or (int(os.environ["GPDL_PORT"]) if os.environ.get("GPDL_PORT") else None))
+
+
+def _dsn(args: argparse.Namespace) -> str:
+    from gpdl_jupyter.connection import resolve_dsn
+
+    if getattr(args, "dsn", None):
+        return args.dsn
+    if args.home or args.port:
+        from gpdl_backend.install import install
+
+        server = _server(args)
+        running = server.running()
+        dsn = server.start()
+        if not running:
+            install(dsn, servers_dir=str(server.servers_dir))
+        return dsn
+    return resolve_dsn(None, use_jupysql=False)
+
+
+# --- db ------------------------------------------------------------------
+def cmd_db(args: argparse.Namespace) -> int:
+    from gpdl_backend.install import default_site_paths, install
+
+    server = _server(args)
+    if args.action == "start":
+        unreadable = server.check_readable(default_site_paths()) if os.geteuid() == 0 else []
+        if unreadable:
+            print("the server's user cannot read: " + ", ".join(unreadable)
+                  + "\nkeep the checkout and its .venv in a directory other users can read",
+                  file=sys.stderr)
+            return 1
+        dsn = server.start(quiet=False)
+        if not args.no_install:
+            result = install(dsn, servers_dir=str(server.servers_dir))
+            print(f"gpdl {result.version} installed ({result.num_segments} segments)")
+        print(dsn)
+    elif args.action == "stop":
+        print("stopped" if server.stop() else "not running")
+    else:
+        if server.running():
+            print(f"running: {server.dsn()}\ndata: {server.data_dir}")
+        else:
+            print(f"not running (home {server.home})")
+            return 3
+    return 0
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from gpdl_backend.install import install
+
+    result = install(_dsn(args), site_paths=args.site_path or None,
+                     servers_dir=args.servers_dir, num_segments=args.segments)
+    before = f" (was {result.previous_version})" if result.previous_version else ""
+    print(f"gpdl {result.version} installed{before} on {result.engine}, "
+          f"{result.num_segments} segments")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from gpdl_backend.doctor import diagnose, format_table
+
+    checks = diagnose(_dsn(args))
+    print(format_table(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_servers(args: argparse.Namespace) -> int:
+    from gpdl_backend.servers import add_server, list_servers
+
+    server = _server(args)
+    if args.action == "add":
+        options = {"key": args.key, "secret": args.secret}
+        if args.endpoint_url:
+            options["client_kwargs"] = {"endpoint_url": args.endpoint_url}
+        path = add_server(server.servers_dir, args.name, options)
+        print(f"server config {args.name!r} written to {path}")
+    else:
+        for name in list_servers(server.servers_dir):
+            print(name)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from gpdl_backend import datasets
+
+    bar, update = _progress_bar("img", "writing")
+    with bar:
+        if args.name == "fashion-mnist":
+            counts = datasets.write_fashion_mnist(args.directory, limit=args.limit,
+                                                  progress=update)
+        else:
+            count = datasets.write_synthetic_images(
+                args.directory, args.count, size=tuple(args.size), mode=args.mode,
+                seed=args.seed, progress=update)
+            counts = {"synthetic": count}
+    print(json.dumps(counts))
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from gpdl_backend.images.loader import load_images
+
+    bar, update = _progress_bar("file", f"loading {args.table}")
+    with bar:
+        result = load_images(
+            _dsn(args), args.location, args.table, batch_size=args.batch_size,
+            server=args.server, resize=tuple(args.resize) if args.resize else None,
+            color_mode=args.color_mode, int_pixels=args.int_pixels,
+            if_exists=args.if_exists, progress=update)
+    print(f"{result.images} images in {result.rows} rows into {result.table} "
+          f"({result.errors} skipped, see {result.table}_errors) "
+          f"in {result.seconds:.1f} s = {result.images_per_second:.0f} images/s")
+    return 0
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from gpdl_backend import preprocess
+
+    options = dict(buffer_size=args.buffer_size, seed=args.seed, if_exists=args.if_exists,
+                   progress=print)
+    if args.validation_of:
+        result = preprocess.validation_preprocessor(
+            _dsn(args), args.source, args.output, args.validation_of, **options)
+    else:
+        result = preprocess.training_preprocessor(
+            _dsn(args), args.source, args.output,
+            normalizing_const=args.normalizing_const, **options)
+    print(f"{result.images} images of {'x'.join(map(str, result.image_shape))} packed into "
+          f"{result.buffers} buffers of {result.buffer_size} over {result.num_segments} "
+          f"segments in {result.table}; {len(result.class_values)} classes")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gpdl_jupyter.demo import run_demo
+
+    run_demo(home=Path(args.home).resolve() if args.home else None, port=args.port,
+             data_dir=Path(args.data_dir) if args.data_dir else None, limit=args.limit)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``gpdl``."""
+    # --home / --port are accepted before or after the subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", default=argparse.SUPPRESS,
+                        help="gpdl home (embedded server); default $GPDL_HOME")
+    common.add_argument("--port", type=int, default=argparse.SUPPRESS,
+                        help="embedded server port (default 54329)")
+    parser = argparse.ArgumentParser(prog="gpdl", description=__doc__.splitlines()[0],
+                                     parents=[common])
+    parser.set_defaults(home=None, port=None)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", parents=[common], help="the embedded PostgreSQL server")
+    db.add_argument("action", choices=["start", "stop", "status"])
+    db.add_argument("--no-install", action="store_true", help="start without installing")
+    db.set_defaults(handler=cmd_db)
+
+    inst = sub.add_parser("install", parents=[common], help="create or upgrade schema gpdl in a database")
+    inst.add_argument("dsn", nargs="?")
+    inst.add_argument("--segments", type=int, help="PostgreSQL virtual segments")
+    inst.add_argument("--site-path", action="append",
+                      help="path the server's Python adds to sys.path (repeatable)")
+    inst.add_argument("--servers-dir", help="object-store configs on the database host")
+    inst.set_defaults(handler=cmd_install)
+
+    doctor = sub.add_parser("doctor", parents=[common], help="check what works")
+    doctor.add_argument("dsn", nargs="?")
+    doctor.set_defaults(handler=cmd_doctor)
+
+    servers = sub.add_parser("servers", parents=[common], help="named object-store configs (credentials)")
+    servers.add_argument("action", choices=["add", "list"])
+    servers.add_argument("name", nargs="?")
+    servers.add_argument("--endpoint-url")
+    servers.add_argument("--key")
+    servers.add_argument("--secret")
+    servers.set_defaults(handler=cmd_servers)
+
+    data = sub.add_parser("datasets", parents=[common], help="write a data set as image files")
+    data.add_argument("name", choices=["fashion-mnist", "synthetic"])
+    data.add_argument("directory")
+    data.add_argument("--limit", type=int, help="fashion-mnist: first N of each split")
+    data.add_argument("--count", type=int, default=1000, help="synthetic: images")
+    data.add_argument("--size", type=int, nargs=2, default=[32, 32], metavar=("H", "W"))
+    data.add_argument("--mode", default="RGB", choices=["RGB", "L"])
+    data.add_argument("--seed", type=int, default=0)
+    data.set_defaults(handler=cmd_datasets)
+
+    load = sub.add_parser("load", parents=[common], help="load images into a table, in parallel")
+    load.add_argument("location")
+    load.add_argument("table")
+    load.add_argument("--dsn")
+    load.add_argument("--batch-size", type=int, default=500)
+    load.add_argument("--server", help="object-store config name (credentials)")
+    load.add_argument("--resize", type=int, nargs=2, metavar=("H", "W"))
+    load.add_argument("--color-mode", default="RGB", choices=["RGB", "L"])
+    load.add_argument("--int-pixels", action="store_true", help="also fill pixels INT[]")
+    load.add_argument("--if-exists", default="fail", choices=["fail", "replace", "append"])
+    load.set_defaults(handler=cmd_load)
+
+    pre = sub.add_parser("preprocess", parents=[common], help="pack an image table into training buffers")
+    pre.add_argument("source")
+    pre.add_argument("output")
+    pre.add_argument("--dsn")
+    pre.add_argument("--validation-of", metavar="TRAINING_PACKED",
+                     help="pack as validation data of this packed training table")
+    pre.add_argument("--buffer-size", type=int)
+    pre.add_argument("--normalizing-const", type=float, default=255.0)
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--if-exists", default="fail", choices=["fail", "replace"])
+    pre.set_defaults(handler=cmd_preprocess)
+
+    demo = sub.add_parser("demo", parents=[common], help="the end-to-end demo on the embedded database")
+    demo.add_argument("--data-dir", help="where to write the image files")
+    demo.add_argument("--limit", type=int, help="images per split (default: all)")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gpdl`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except GpdlError as error:
+        print(f"gpdl: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gpdl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
