@@ -38,8 +38,10 @@ Example:
     ...      "metrics": ["accuracy"]},
     ...     {"batch_size": [64, 128], "epochs": [1]},
     ... )
-    >>> len(configs), configs[0].compile_params
-    (16, "loss='categorical_crossentropy',optimizer='Adam(learning_rate=0.001)',metrics=['accuracy']")
+    >>> len(configs)
+    16
+    >>> configs[0].compile_params
+    "loss='categorical_crossentropy',optimizer='Adam(learning_rate=0.001)',metrics=['accuracy']"
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import inspect
 import itertools
 import math
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -218,8 +220,9 @@ def parse_fit_params(text: str) -> FitParams:
             unknown or refused (e.g. ``callbacks``), or a value is invalid.
 
     Example:
-        >>> parse_fit_params("batch_size=64, epochs=10")
-        FitParams(batch_size=64, epochs=10, shuffle=True, class_weight=None, original='batch_size=64, epochs=10')
+        >>> params = parse_fit_params("batch_size=64, epochs=10")
+        >>> params.batch_size, params.epochs, params.shuffle
+        (64, 10, True)
     """
     nodes = _keyword_nodes(text, "fit params")
     values = {name: _literal(node, name) for name, node in nodes.items()}
@@ -290,8 +293,8 @@ def build_optimizer(params: CompileParams) -> Any:
         UsageError: Keras refuses the arguments.
 
     Example:
-        >>> build_optimizer(parse_compile_params("optimizer='rmsprop', loss='mse'")).name
-        'rmsprop'
+        >>> type(build_optimizer(parse_compile_params("optimizer='rmsprop', loss='mse'"))).__name__
+        'RMSprop'
     """
     import keras
 
@@ -308,7 +311,9 @@ def build_optimizer(params: CompileParams) -> Any:
     try:
         return optimizer_class(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"Keras refused optimizer {params.optimizer}{kwargs}: {exc}") from exc
+        raise UsageError(
+            f"Keras refused the optimizer of {format_compile_params(params)!r}: {exc}"
+        ) from exc
 
 
 def compile_kwargs(params: CompileParams) -> dict[str, Any]:
@@ -324,7 +329,11 @@ def compile_kwargs(params: CompileParams) -> dict[str, Any]:
         >>> sorted(compile_kwargs(parse_compile_params("optimizer='adam', loss='mse'")))
         ['loss', 'metrics', 'optimizer']
     """
-    return {"optimizer": build_optimizer(params), "loss": params.loss, "metrics": list(params.metrics)}
+    return {
+        "optimizer": build_optimizer(params),
+        "loss": params.loss,
+        "metrics": list(params.metrics),
+    }
 
 
 def fit_kwargs(params: FitParams) -> dict[str, Any]:
@@ -386,12 +395,12 @@ def load_model_selection(
     """
     ids = _check_model_ids(model_ids)
     compiles = [
-        format_compile_params(parse)
-        for parse in _parse_all(compile_params_list, "compile_params_list", parse_compile_params)
+        format_compile_params(params)
+        for params in _parse_all(compile_params_list, "compile_params_list", parse_compile_params)
     ]
     fits = [
-        format_fit_params(parse)
-        for parse in _parse_all(fit_params_list, "fit_params_list", parse_fit_params)
+        format_fit_params(params)
+        for params in _parse_all(fit_params_list, "fit_params_list", parse_fit_params)
     ]
     return _numbered(itertools.product(ids, compiles, fits))
 
@@ -451,7 +460,9 @@ def generate_model_configs(
     """
     ids = _check_model_ids(model_ids)
     compile_grid = _check_grid(compile_params_grid, "compile_params_grid", compile_side=True)
+    _check_keys(compile_grid, (*_COMPILE_KEYS, OPTIMIZER_PARAMS_LIST), {}, "compile parameter")
     fit_grid = _check_grid(fit_params_grid, "fit_params_grid", compile_side=False)
+    _check_keys(fit_grid, _FIT_KEYS, _REFUSED_FIT_KEYS, "fit parameter")
     kind = _search_kind(search_type)
     if kind == "grid":
         if num_configs is not None or random_state is not None:
@@ -572,7 +583,9 @@ def _check_optimizer_kwargs(optimizer_class: type, kwargs: Mapping[str, Any]) ->
         if value is not None and not isinstance(value, bool | numbers.Real | str):
             raise UsageError(f"optimizer argument {given}={value!r} must be a number, bool or None")
         if name in ("learning_rate", "decay") and (
-            isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or value < 0
             or (name == "learning_rate" and value == 0)
         ):
             raise UsageError(f"optimizer argument {given}={value!r} must be a positive number")
@@ -584,7 +597,9 @@ def _check_loss(loss: Any) -> str:
     import keras
 
     if not isinstance(loss, str):
-        raise UsageError(f"loss must be a loss name such as 'categorical_crossentropy', got {loss!r}")
+        raise UsageError(
+            f"loss must be a loss name such as 'categorical_crossentropy', got {loss!r}"
+        )
     if loss.lower().startswith("sparse"):
         raise UsageError(
             f"loss {loss!r} is not supported: labels are one-hot encoded, "
@@ -606,7 +621,9 @@ def _check_metrics(metrics: Any) -> tuple[str, ...]:
     if isinstance(metrics, str):
         metrics = [metrics]
     if not isinstance(metrics, list | tuple) or not all(isinstance(m, str) for m in metrics):
-        raise UsageError(f"metrics must be a list of metric names, e.g. ['accuracy'], got {metrics!r}")
+        raise UsageError(
+            f"metrics must be a list of metric names, e.g. ['accuracy'], got {metrics!r}"
+        )
     if len(metrics) > 1:
         raise UsageError(f"only one metric at a time is supported, got {list(metrics)!r}")
     for metric in metrics:
@@ -647,7 +664,9 @@ def _public_functions(module: Any) -> list[str]:
     return sorted(
         name
         for name in dir(module)
-        if name[:1].islower() and name not in helpers and not name.startswith("sparse")
+        if name[:1].islower()
+        and name not in helpers
+        and not name.startswith("sparse")
         and callable(getattr(module, name))
     )
 
@@ -678,8 +697,12 @@ def _check_class_weight(weights: Any) -> dict[int, float] | None:
     if weights is None:
         return None
     valid = isinstance(weights, Mapping) and all(
-        not isinstance(k, bool) and isinstance(k, numbers.Integral) and k >= 0
-        and not isinstance(w, bool) and isinstance(w, numbers.Real) and w >= 0
+        not isinstance(k, bool)
+        and isinstance(k, numbers.Integral)
+        and k >= 0
+        and not isinstance(w, bool)
+        and isinstance(w, numbers.Real)
+        and w >= 0
         for k, w in weights.items()
     )
     if not valid:
@@ -696,13 +719,10 @@ def _native(value: Any) -> Any:
 
 
 def _format_value(value: Any) -> str:
-    value = _native(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return repr(value)
-    return repr(value)
+    return repr(_native(value))
 
 
-def _parse_all(texts: Sequence[str], what: str, parse: Any) -> list[Any]:
+def _parse_all(texts: Sequence[str], what: str, parse: Callable[[str], Any]) -> list[Any]:
     if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts:
         raise UsageError(f"{what} must be a non-empty list of strings")
     parsed = []
@@ -763,7 +783,9 @@ def _check_optimizer_params_list(entries: Any, top_level: set[str]) -> list[dict
     checked = []
     for entry in entries:
         if not isinstance(entry, Mapping) or not entry:
-            raise UsageError(f"{OPTIMIZER_PARAMS_LIST} entries must be non-empty dicts, got {entry!r}")
+            raise UsageError(
+                f"{OPTIMIZER_PARAMS_LIST} entries must be non-empty dicts, got {entry!r}"
+            )
         clash = top_level & set(entry)
         if clash:
             raise UsageError(
@@ -773,7 +795,7 @@ def _check_optimizer_params_list(entries: Any, top_level: set[str]) -> list[dict
         if "optimizer" not in entry:
             raise UsageError(f"every {OPTIMIZER_PARAMS_LIST} entry needs an 'optimizer' list")
         checked.append(
-            {name: _check_values(name, values, OPTIMIZER_PARAMS_LIST) for name, values in entry.items()}
+            {name: _check_values(name, vals, OPTIMIZER_PARAMS_LIST) for name, vals in entry.items()}
         )
     return checked
 
@@ -805,7 +827,7 @@ def _range_of(name: str, values: Sequence[Any]) -> tuple[float, float, str] | No
         raise UsageError(f"{name!r}: range {list(values)!r} needs low < high")
     if distribution == "log" and low <= 0:
         raise UsageError(f"{name!r}: a 'log' range needs low > 0, got {list(values)!r}")
-    if distribution == "log_near_one" and not (0 <= low and high < 1):
+    if distribution == "log_near_one" and not (low >= 0 and high < 1):
         raise UsageError(f"{name!r}: a 'log_near_one' range needs 0 <= low < high < 1")
     return low, high, distribution
 
@@ -853,7 +875,8 @@ def _random_search(
     num_configs: int,
     random_state: int | None,
 ) -> list[ModelConfig]:
-    size = _finite_size(ids, compile_grid, fit_grid)
+    compile_size, fit_size = _finite_size(compile_grid), _finite_size(fit_grid)
+    size = None if compile_size is None or fit_size is None else len(ids) * compile_size * fit_size
     if size is not None and num_configs > size:
         raise UsageError(
             f"random search asked for {num_configs} configurations but the grid holds only "
@@ -880,22 +903,19 @@ def _random_search(
     )
 
 
-def _finite_size(
-    ids: list[int], compile_grid: dict[str, list], fit_grid: dict[str, list]
-) -> int | None:
-    """Number of grid combinations, or None when a range makes it unbounded."""
-    size = len(ids)
-    for grid in (compile_grid, fit_grid):
-        for name, values in grid.items():
-            if name == OPTIMIZER_PARAMS_LIST and grid is compile_grid:
-                counts = [_finite_size([0], entry, {}) for entry in values]
-                if None in counts:
-                    return None
-                size *= sum(count for count in counts if count is not None)
-            elif _range_of(name, values) is not None:
+def _finite_size(grid: dict[str, list]) -> int | None:
+    """Number of combinations of a checked grid, or None when a range makes it unbounded."""
+    size = 1
+    for name, values in grid.items():
+        if name == OPTIMIZER_PARAMS_LIST:
+            counts = [_finite_size(entry) for entry in values]
+            if any(count is None for count in counts):
                 return None
-            else:
-                size *= len(values)
+            size *= sum(count for count in counts if count is not None)
+        elif _range_of(name, values) is not None:
+            return None
+        else:
+            size *= len(values)
     return size
 
 
@@ -930,8 +950,8 @@ def _compile_string(choice: dict[str, Any]) -> str:
         raise UsageError(f"optimizer must be a name such as 'Adam', got {optimizer!r}")
     name, kwargs = _parse_optimizer(optimizer)
     for key, value in (optimizer_params or {}).items():
-        if _OPTIMIZER_ALIASES.get(key, key) in {_OPTIMIZER_ALIASES.get(k, k) for k in kwargs}:
-            raise UsageError(f"optimizer argument {key!r} is given twice in {optimizer!r}")
+        if key in kwargs:
+            raise UsageError(f"optimizer argument {key!r} is given twice, also in {optimizer!r}")
         kwargs[key] = value
     params = _make_compile_params(name, kwargs, values["loss"], values.get("metrics"), "")
     return format_compile_params(params)

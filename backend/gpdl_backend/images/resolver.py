@@ -73,7 +73,7 @@ def decode(
         raise
     except Exception as error:
         raise _decode_error(error) from error
-    return array if array.ndim == 3 else array[:, :, np.newaxis]
+    return array if array.ndim == 3 else array[..., np.newaxis]
 
 
 def _check_size(size: tuple[int, int]) -> None:

@@ -191,10 +191,13 @@ class MopScheduler:
     """Asynchronous, randomized model hopper scheduler (Cerebro-style), seeded.
 
     An idle segment gets a unit of an idle, not-stopped configuration that has not
-    visited it in this iteration. Among those eligible configurations it prefers
-    the ones with the most units left in this iteration (their units must run one
-    after another, so they bound the iteration's end) and picks among them at
-    random with the seeded generator. When all units of an iteration are done,
+    visited it in this iteration. When there is a choice, it takes a maximum
+    matching of idle segments to eligible configurations that favours the
+    configurations and segments with the most units left in this iteration
+    (those units must run one after another, so they bound when the iteration
+    ends), breaking ties at random with the seeded generator. With equal unit
+    times an iteration takes ``max(#configs, #segments)`` unit times, the
+    optimum. When all units of an iteration are done,
     :attr:`iteration_complete` is true and nothing more is assigned until the
     driver calls :meth:`advance` (after evaluating, if it wants to).
 
@@ -606,8 +609,8 @@ class FixedRotationScheduler:
     ``#segments``), an iteration has ``m`` rounds; in round ``r`` the ``j``-th
     segment trains the configuration in slot ``(j + r) % m``. A round starts only
     when the previous one is done, so segments idle while the slowest unit of a
-    round runs, and every round when there are fewer configs than segments. It
-    is the baseline :func:`simulate` compares :class:`MopScheduler` against.
+    round runs, and some idle in every round when there are fewer configs than
+    segments. It is the baseline :func:`simulate` compares :class:`MopScheduler` against.
 
     Args:
         configs: unique configuration keys.

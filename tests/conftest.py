@@ -1,0 +1,73 @@
+"""Shared fixtures: a real PostgreSQL server (embedded, or --dsn) and readable temp dirs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--dsn", default=os.environ.get("GPDL_TEST_DSN"),
+                     help="run database tests against this server instead of an embedded one")
+    parser.addoption("--segments", type=int, default=2,
+                     help="virtual segments of the embedded test server")
+
+
+def readable_dir(prefix: str) -> Path:
+    """A new temp dir the database server's user can read (pytest's are 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    return path
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """Like tmp_path, but readable by the server (for image files it loads)."""
+    path = readable_dir("gpdl-test-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def embedded_server(request: pytest.FixtureRequest):
+    """The embedded server under a throwaway home, on a free port (None with --dsn)."""
+    if request.config.getoption("--dsn"):
+        yield None
+        return
+    from gpdl_backend.embedded import EmbeddedServer, free_port
+
+    home = readable_dir("gpdl-home-")
+    server = EmbeddedServer(home, free_port())
+    server.start(quiet=True)
+    yield server
+    server.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dsn(request: pytest.FixtureRequest, embedded_server) -> str:
+    """A database with gpdl installed: the embedded test server or --dsn."""
+    from gpdl_backend.install import install
+
+    given = request.config.getoption("--dsn")
+    target = given or embedded_server.dsn()
+    servers_dir = str(embedded_server.servers_dir) if embedded_server else None
+    install(target, servers_dir=servers_dir,
+            num_segments=request.config.getoption("--segments"))
+    return target
+
+
+@pytest.fixture
+def conn(dsn: str):
+    """A psycopg2 connection to the test database, closed afterwards."""
+    import psycopg2
+
+    connection = psycopg2.connect(dsn)
+    yield connection
+    connection.close()
