@@ -20,7 +20,7 @@ from gpdl_backend import errors
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63
 # Suffixes gpdl appends to a user's table name (errors, summaries, ...).
-LONGEST_SUFFIX = len("_summary")
+LONGEST_SUFFIX = len("_progress")
 
 
 def connect(dsn: str, application_name: str = "gpdl", **kwargs: Any):

@@ -19,8 +19,11 @@ Decisions, where MADlib and Keras 3 differ:
   is kept and applied as ``InverseTimeDecay(lr, decay_steps=1, decay_rate=decay)``,
   Keras 2's own formula ``lr / (1 + decay * iterations)``. Its step counter is the
   optimizer's, so it restarts whenever the trainer builds a fresh optimizer.
-* As in MADlib: at most one metric; ``sparse_*`` losses and metrics are refused
-  (the preprocessor one-hot encodes labels); custom functions are not supported.
+* As in MADlib: at most one metric; custom functions are not supported.
+* The packed tables hold class indexes. ``sparse_*`` losses train on them as they
+  are; any other loss (MADlib's ``categorical_crossentropy``) gets one-hot labels:
+  see :attr:`CompileParams.sparse_labels`. A categorical metric must agree with the
+  loss (no ``sparse_categorical_accuracy`` with ``categorical_crossentropy``).
 * Stored strings are canonical (:func:`format_compile_params`,
   :func:`format_fit_params`), for explicit lists too, so the table shows exactly
   what runs and equivalent spellings collapse to one configuration.
@@ -125,6 +128,11 @@ class CompileParams:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "optimizer_kwargs", dict(self.optimizer_kwargs))
+
+    @property
+    def sparse_labels(self) -> bool:
+        """True when the loss takes class indexes (``sparse_*``), False for one-hot labels."""
+        return _is_sparse(self.loss)
 
 
 @dataclass(frozen=True)
@@ -503,7 +511,18 @@ def _keyword_nodes(text: str, what: str) -> dict[str, ast.expr]:
         or any(keyword.arg is None for keyword in call.keywords)
     ):
         raise UsageError(f"invalid {what} {text!r}: {hint}")
-    return {keyword.arg: keyword.value for keyword in call.keywords if keyword.arg}
+    return _unique_keywords(call.keywords, what)
+
+
+def _unique_keywords(keywords: list[ast.keyword], what: str) -> dict[str, ast.expr]:
+    """Keyword nodes by name; the parser alone does not refuse a repeated name."""
+    nodes: dict[str, ast.expr] = {}
+    for keyword in keywords:
+        if keyword.arg in nodes:
+            raise UsageError(f"{what}: {keyword.arg!r} is given twice")
+        if keyword.arg:
+            nodes[keyword.arg] = keyword.value
+    return nodes
 
 
 def _literal(node: ast.expr, name: str) -> Any:
@@ -543,7 +562,8 @@ def _parse_optimizer(value: ast.expr | str) -> tuple[str, dict[str, Any]]:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         if node.args or any(keyword.arg is None for keyword in node.keywords):
             raise UsageError(f"optimizer arguments must be named, {hint}")
-        return node.func.id, {k.arg: _literal(k.value, k.arg) for k in node.keywords if k.arg}
+        nodes = _unique_keywords(node.keywords, "optimizer")
+        return node.func.id, {name: _literal(value, name) for name, value in nodes.items()}
     raise UsageError(f"invalid optimizer {ast.unparse(node)!r}, {hint}")
 
 
@@ -556,13 +576,26 @@ def _make_compile_params(
         valid = ", ".join(sorted(cls.__name__ for cls in classes.values()))
         raise UsageError(f"unknown optimizer {optimizer!r}; valid optimizers: {valid}")
     optimizer_class = classes[optimizer.lower()]
+    loss = _check_loss(loss)
+    metrics = _check_metrics(metrics)
+    for metric in metrics:
+        if "categorical" in metric.lower() and _is_sparse(metric) != _is_sparse(loss):
+            labels = "class indexes" if _is_sparse(loss) else "one-hot labels"
+            raise UsageError(
+                f"metric {metric!r} does not fit loss {loss!r}, which trains on {labels}; "
+                "use metrics=['accuracy']"
+            )
     return CompileParams(
         optimizer=optimizer_class.__name__,
         optimizer_kwargs=_check_optimizer_kwargs(optimizer_class, kwargs),
-        loss=_check_loss(loss),
-        metrics=_check_metrics(metrics),
+        loss=loss,
+        metrics=metrics,
         original=original,
     )
+
+
+def _is_sparse(name: str) -> bool:
+    return name.lower().startswith("sparse")
 
 
 def _check_optimizer_kwargs(optimizer_class: type, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -600,11 +633,6 @@ def _check_loss(loss: Any) -> str:
         raise UsageError(
             f"loss must be a loss name such as 'categorical_crossentropy', got {loss!r}"
         )
-    if loss.lower().startswith("sparse"):
-        raise UsageError(
-            f"loss {loss!r} is not supported: labels are one-hot encoded, "
-            "use 'categorical_crossentropy'"
-        )
     try:
         keras.losses.get(loss)
     except (ValueError, TypeError):
@@ -627,10 +655,6 @@ def _check_metrics(metrics: Any) -> tuple[str, ...]:
     if len(metrics) > 1:
         raise UsageError(f"only one metric at a time is supported, got {list(metrics)!r}")
     for metric in metrics:
-        if metric.lower().startswith("sparse"):
-            raise UsageError(
-                f"metric {metric!r} is not supported: labels are one-hot encoded, use 'accuracy'"
-            )
         if metric.lower() in _COMPILE_ONLY_METRICS:
             continue
         try:
@@ -659,15 +683,12 @@ def _optimizer_classes() -> dict[str, type]:
 
 
 def _public_functions(module: Any) -> list[str]:
-    """Lower-case function names of a Keras namespace, without sparse and helper ones."""
+    """Lower-case function names of a Keras namespace, without helpers."""
     helpers = {"get", "serialize", "deserialize"}
     return sorted(
         name
         for name in dir(module)
-        if name[:1].islower()
-        and name not in helpers
-        and not name.startswith("sparse")
-        and callable(getattr(module, name))
+        if name[:1].islower() and name not in helpers and callable(getattr(module, name))
     )
 
 

@@ -53,21 +53,25 @@ def load_server_options(servers_dir: str, server: str | None = None) -> dict[str
     if not isinstance(server, str) or not _SERVER_NAME.fullmatch(server):
         raise UsageError(f"server name {server!r} is invalid: use letters, digits, '_', '.', '-'")
     path = os.path.join(servers_dir, f"{server}.json")
+    if not os.path.isfile(path):
+        raise UsageError(f"server {server!r} is not configured: no {server}.json in {servers_dir}")
+    options, problem = _read_json(path)
+    if problem is None and not isinstance(options, dict):
+        problem = f"{path} must hold a JSON object"
+    if problem is not None:
+        raise UsageError(f"server {server!r}: {problem}")  # raised here: nothing chained
+    return options
+
+
+def _read_json(path: str) -> tuple[Any, str | None]:
+    """Return (value, None), or (None, problem) without quoting the file's text."""
     try:
         with open(path, encoding="utf-8") as file:
-            options = json.load(file)
-    except FileNotFoundError:
-        raise UsageError(
-            f"server {server!r} is not configured: no {server}.json in {servers_dir}"
-        ) from None
+            return json.load(file), None
     except OSError as error:
-        raise UsageError(f"server {server!r}: cannot read {path}: {error.strerror}") from None
-    except ValueError as error:
-        line = getattr(error, "lineno", "?")
-        raise UsageError(f"server {server!r}: {path} is not valid JSON (line {line})") from None
-    if not isinstance(options, dict):
-        raise UsageError(f"server {server!r}: {path} must hold a JSON object")
-    return options
+        return None, f"cannot read {path}: {error.strerror}"
+    except ValueError as error:  # JSONDecodeError keeps the whole text in .doc
+        return None, f"{path} is not valid JSON (line {getattr(error, 'lineno', '?')})"
 
 
 def open_filesystem(location: str, options: dict[str, Any] | None = None) -> tuple[Any, str]:

@@ -1,8 +1,9 @@
 """Fragmenter: list the image files under a location and split them into fragments.
 
 Listing streams: directories are walked depth-first, one directory listed at a
-time, entries sorted by name, so memory is bounded by the listings along the
-current path and the order is the same on every segment and every run.
+time, entries sorted by name, so memory is bounded by the largest directory
+(plus the subdirectories still to visit) and the order is the same on every
+segment and every run.
 
 Runs inside the database server: imports fsspec only.
 """
@@ -66,7 +67,8 @@ def list_files(fs: Any, location: str) -> Iterator[FileRef]:
             (``"s3://b/train"``, ``"/data/train"``, ``"file:///data/*/*.png"``).
 
     Returns:
-        An iterator of FileRef in depth-first, name-sorted order.
+        A generator of FileRef, depth-first, sorted by name within each
+        directory, a directory's files before its subdirectories.
 
     Raises:
         UsageError: the location (or a glob pattern's fixed prefix) does not exist.
@@ -79,9 +81,11 @@ def list_files(fs: Any, location: str) -> Iterator[FileRef]:
     path = fs._strip_protocol(location)
     root, pattern = _split_glob(path)
     local = isinstance(fs, LocalFileSystem)
+    if local:
+        root = os.path.normpath(root)
     kind = _kind(fs, root, local)
     if kind is None:
-        shown = location if root == path else f"{location} (its prefix {root})"
+        shown = f"{location} (its prefix {root})" if pattern else location
         raise UsageError(f"location {shown} does not exist")
     if kind == "file":
         return _single(fs, root, local, pattern)

@@ -52,3 +52,63 @@ RETURNS TABLE (fullpath text, label text, pixels bytea) AS $$
 from gpdl_backend import preprocess_server
 return preprocess_server.split_images(x, dims, y, fullpaths)
 $$ LANGUAGE plpython3u IMMUTABLE;
+
+-- ---------------------------------------------------------------- models
+CREATE FUNCTION gpdl.model_info(model_arch json) RETURNS json AS $$
+#PRELUDE
+import json
+from gpdl_backend import keras_model
+return json.dumps(keras_model.describe(keras_model.build_model(model_arch)))
+$$ LANGUAGE plpython3u;
+
+CREATE FUNCTION gpdl.check_config(
+    model_arch json, compile_params text, fit_params text, image_shape integer[],
+    num_classes integer
+) RETURNS text AS $$
+#PRELUDE
+from gpdl_backend.mop import worker
+return worker.check_config(model_arch, compile_params, fit_params, image_shape, num_classes)
+$$ LANGUAGE plpython3u;
+
+CREATE FUNCTION gpdl.init_weights(model_arch json, compile_params text, seed integer)
+RETURNS bytea AS $$
+#PRELUDE
+from gpdl_backend.mop import worker
+return worker.init_weights(GD, model_arch, compile_params, seed)
+$$ LANGUAGE plpython3u;
+
+-- ---------------------------------------------------------------- training
+CREATE FUNCTION gpdl.train_unit(
+    token text, cache_key text, buffer_id integer, num_buffers integer,
+    x bytea, y bytea, x_shape integer[], model_arch json, compile_params text,
+    fit_params text, weights bytea, optimizer_state bytea, num_classes integer,
+    normalizing_const real, seed bigint, threads integer, use_gpus boolean,
+    segment integer, use_caching boolean
+) RETURNS TABLE (
+    weights bytea, optimizer_state bytea, loss double precision,
+    metric double precision, images integer, seconds double precision
+) AS $$
+#PRELUDE
+from gpdl_backend.mop import worker
+return worker.train_unit(
+    GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape, model_arch,
+    compile_params, fit_params, weights, optimizer_state, num_classes,
+    normalizing_const, seed, threads, use_gpus, segment, use_caching)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.evaluate_unit(
+    token text, cache_key text, buffer_id integer, num_buffers integer,
+    x bytea, y bytea, x_shape integer[], model_arch json, compile_params text,
+    weights bytea, num_classes integer, normalizing_const real, threads integer,
+    use_gpus boolean, segment integer, use_caching boolean
+) RETURNS TABLE (
+    loss double precision, metric double precision, images integer,
+    seconds double precision
+) AS $$
+#PRELUDE
+from gpdl_backend.mop import worker
+return worker.evaluate_unit(
+    GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape, model_arch,
+    compile_params, weights, num_classes, normalizing_const, threads, use_gpus,
+    segment, use_caching)
+$$ LANGUAGE plpython3u VOLATILE;

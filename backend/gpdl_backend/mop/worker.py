@@ -1,0 +1,249 @@
+"""The per-hop training and evaluation steps, run inside a segment's backend.
+
+``gpdl.train_unit`` / ``gpdl.evaluate_unit`` are row-level functions called
+once per packed buffer row of one segment (``WHERE __dist_key__ = k``): the
+rows' arrays are gathered into the process-global ``GD`` and, at the last
+row, the model trains (or evaluates) and one result row is returned. With
+caching, the partition stays in ``GD`` and later hops pass no pixels at all
+(``x IS NULL``); a cache miss (Greenplum may recycle idle segment processes)
+raises ``CacheMissError``'s message so the driver resends the data.
+
+Each backend keeps TensorFlow imported and its compiled models (one per
+architecture + compile parameters) across hops.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gpdl_backend import keras_model, selection
+from gpdl_backend.errors import UnitFailedError, UsageError
+
+CACHE_MISS = "gpdl cache miss"
+_MODELS = "gpdl.models"
+_PARTITIONS = "gpdl.partitions"
+_PENDING = "gpdl.pending"
+
+
+@dataclass
+class Partition:
+    """One segment's share of a packed table, decoded for Keras."""
+
+    x: np.ndarray  # float32, normalized, N×H×W×C
+    labels: np.ndarray  # int32 class indexes
+    num_classes: int
+    _one_hot: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def one_hot(self) -> np.ndarray:
+        if self._one_hot is None:
+            self._one_hot = np.eye(self.num_classes, dtype=np.float32)[self.labels]
+        return self._one_hot
+
+    def targets(self, sparse: bool) -> np.ndarray:
+        return self.labels if sparse else self.one_hot
+
+
+@dataclass
+class CachedModel:
+    """A compiled model and its optimizer's state right after building."""
+
+    model: Any
+    compile_params: selection.CompileParams
+    fresh_optimizer_state: bytes
+
+
+def setup_tensorflow(GD: Any, threads: int, use_gpus: bool, segment: int) -> None:
+    """Import TensorFlow once per backend with its thread count and GPU.
+
+    Raises:
+        UsageError: GPUs were asked for but this host has none.
+    """
+    if GD.get("gpdl.tf_ready"):
+        return
+    keras_model.import_keras()
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, threads))
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    except RuntimeError:
+        pass  # TensorFlow already ran in this backend: keep its threads
+    gpus = tf.config.list_physical_devices("GPU")
+    if use_gpus:
+        if not gpus:
+            import socket
+
+            raise UsageError(f"use_gpus was asked for but host {socket.gethostname()} "
+                             "has no GPU visible to TensorFlow")
+        mine = gpus[segment % len(gpus)]
+        try:
+            tf.config.set_visible_devices(mine, "GPU")
+            tf.config.experimental.set_memory_growth(mine, True)
+        except RuntimeError:
+            pass  # runtime already initialized with its devices
+    elif gpus:
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:
+            pass
+    GD["gpdl.tf_ready"] = True
+
+
+def cached_model(GD: Any, model_arch: str, compile_params: str) -> CachedModel:
+    """The compiled model for an architecture + compile parameters, built once."""
+    models = GD.setdefault(_MODELS, {})
+    key = (keras_model.arch_key(model_arch), compile_params)
+    if key not in models:
+        params = selection.parse_compile_params(compile_params)
+        model = keras_model.build_model(model_arch)
+        model.compile(**selection.compile_kwargs(params))
+        model.optimizer.build(model.trainable_variables)
+        models[key] = CachedModel(model, params, keras_model.optimizer_state_to_bytes(model))
+    return models[key]
+
+
+def gather(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffers: int,
+           x: bytes | None, y: bytes | None, x_shape: list[int], num_classes: int,
+           normalizing_const: float, use_caching: bool) -> Partition | None:
+    """Collect one buffer row; the partition once all rows of the query are in.
+
+    Args:
+        token: unique per query, so rows of an aborted query never mix in.
+        cache_key: names the packed table partition (table oid + dist key).
+        num_buffers: rows this query will pass; 0 means "use the cache".
+
+    Raises:
+        UnitFailedError: ``CACHE_MISS`` when the cache was asked for but is gone.
+    """
+    partitions = GD.setdefault(_PARTITIONS, {})
+    if num_buffers == 0:
+        if cache_key not in partitions:
+            raise UnitFailedError(CACHE_MISS)
+        return partitions[cache_key]
+    pending = GD.get(_PENDING)
+    if pending is None or pending["token"] != token:
+        pending = GD[_PENDING] = {"token": token, "rows": {}}
+    pending["rows"][buffer_id] = (x, y, x_shape)
+    if len(pending["rows"]) < num_buffers:
+        return None
+    del GD[_PENDING]
+    rows = [pending["rows"][b] for b in sorted(pending["rows"])]
+    partition = _decode(rows, num_classes, normalizing_const)
+    if use_caching:
+        partitions[cache_key] = partition
+    else:
+        partitions.pop(cache_key, None)
+    return partition
+
+
+def _decode(rows: list[tuple], num_classes: int, normalizing_const: float) -> Partition:
+    images = [np.frombuffer(x, dtype=np.uint8).reshape(shape) for x, _, shape in rows]
+    labels = [np.frombuffer(y, dtype=">i2").astype(np.int32) for _, y, _ in rows]
+    x = np.concatenate(images).astype(np.float32)
+    x /= np.float32(normalizing_const)
+    return Partition(x, np.concatenate(labels), num_classes)
+
+
+def train_unit(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffers: int,
+               x: bytes | None, y: bytes | None, x_shape: list[int], model_arch: str,
+               compile_params: str, fit_params: str, weights: bytes | None,
+               optimizer_state: bytes | None, num_classes: int, normalizing_const: float,
+               seed: int, threads: int, use_gpus: bool, segment: int,
+               use_caching: bool) -> list[tuple]:
+    """One configuration's sub-epoch(s) on this segment's partition.
+
+    Returns:
+        ``[]`` until the last buffer row, then one row
+        ``(weights, optimizer_state, loss, metric, images, seconds)``.
+    """
+    setup_tensorflow(GD, threads, use_gpus, segment)
+    partition = gather(GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape,
+                       num_classes, normalizing_const, use_caching)
+    if partition is None:
+        return []
+    started = time.perf_counter()
+    entry = cached_model(GD, model_arch, compile_params)
+    model = entry.model
+    if weights is not None:
+        keras_model.set_weights_from_bytes(model, weights)
+    keras_model.set_optimizer_state(model, optimizer_state or entry.fresh_optimizer_state)
+    fit = selection.parse_fit_params(fit_params)
+    keras = keras_model.import_keras()
+    keras.utils.set_random_seed(seed % (2**31))
+    history = model.fit(partition.x, partition.targets(entry.compile_params.sparse_labels),
+                        **selection.fit_kwargs(fit))
+    loss = float(history.history["loss"][-1])
+    metric = _last_metric(history.history, entry.compile_params)
+    return [(keras_model.weights_to_bytes(model), keras_model.optimizer_state_to_bytes(model),
+             loss, metric, int(partition.x.shape[0]), time.perf_counter() - started)]
+
+
+def evaluate_unit(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffers: int,
+                  x: bytes | None, y: bytes | None, x_shape: list[int], model_arch: str,
+                  compile_params: str, weights: bytes, num_classes: int,
+                  normalizing_const: float, threads: int, use_gpus: bool, segment: int,
+                  use_caching: bool) -> list[tuple]:
+    """Loss and metric of one configuration on this segment's partition.
+
+    Returns:
+        ``[]`` until the last buffer row, then ``(loss, metric, images, seconds)``.
+    """
+    setup_tensorflow(GD, threads, use_gpus, segment)
+    partition = gather(GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape,
+                       num_classes, normalizing_const, use_caching)
+    if partition is None:
+        return []
+    started = time.perf_counter()
+    entry = cached_model(GD, model_arch, compile_params)
+    keras_model.set_weights_from_bytes(entry.model, weights)
+    result = entry.model.evaluate(
+        partition.x, partition.targets(entry.compile_params.sparse_labels),
+        batch_size=1024, verbose=0, return_dict=True)
+    metric = _last_metric({k: [v] for k, v in result.items()}, entry.compile_params)
+    return [(float(result["loss"]), metric, int(partition.x.shape[0]),
+             time.perf_counter() - started)]
+
+
+def _last_metric(history: dict, params: selection.CompileParams) -> float | None:
+    """The configuration's (single) metric from a Keras history or result dict."""
+    if not params.metrics:
+        return None
+    names = [k for k in history if k != "loss" and not k.startswith("val_")]
+    wanted = params.metrics[0]
+    for name in names:
+        if name == wanted or name.endswith(wanted) or wanted in ("acc", "accuracy") and \
+                "accuracy" in name:
+            return float(history[name][-1])
+    return float(history[names[0]][-1]) if names else None
+
+
+def init_weights(GD: Any, model_arch: str, compile_params: str, seed: int) -> bytes:
+    """Fresh initial weights for a configuration, reproducible for a seed."""
+    keras = keras_model.import_keras()
+    keras.utils.set_random_seed(seed % (2**31))
+    model = keras_model.build_model(model_arch)
+    return keras_model.weights_to_bytes(model)
+
+
+def check_config(model_arch: str, compile_params: str, fit_params: str,
+                 image_shape: list[int], num_classes: int) -> str | None:
+    """Why a configuration cannot train on this data, or None when it can."""
+    try:
+        selection.parse_compile_params(compile_params)
+        selection.parse_fit_params(fit_params)
+        model = keras_model.build_model(model_arch)
+        keras_model.check_fits_data(model, image_shape, num_classes)
+    except UsageError as error:
+        return str(error)
+    return None
+
+
+def thread_count(num_segments_on_host: int) -> int:
+    """TensorFlow threads per segment: this host's cores shared out, at least 1."""
+    return max(1, (os.cpu_count() or 1) // max(1, num_segments_on_host))
