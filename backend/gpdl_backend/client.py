@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import select
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -127,18 +128,34 @@ def execute_async(
         _wait(conn, poll_seconds)
         if on_connect:
             on_connect(conn)
+        # psycopg2 keeps only the last 50 notices in a list: take all of them.
+        conn.notices = deque()
         cur = conn.cursor()
         cur.execute(statement if isinstance(statement, str) else statement.as_string(conn))
-        while True:
-            done = _poll_once(conn, poll_seconds)
-            if on_notice:
-                for notice in conn.notices:
-                    on_notice(notice.split(":", 1)[-1].strip())
-            del conn.notices[:]
-            if done:
-                return cur.rowcount
+        done = False
+        try:
+            while not done:
+                done = _poll_once(conn, poll_seconds)
+                while conn.notices:
+                    notice = conn.notices.popleft()
+                    if on_notice:
+                        on_notice(notice.split(":", 1)[-1].strip())
+        except BaseException:
+            if not done:
+                _cancel_quietly(conn)  # closing alone leaves the statement running
+            raise
+        return cur.rowcount
     finally:
         conn.close()
+
+
+def _cancel_quietly(conn) -> None:
+    """Ask the server to cancel ``conn``'s running statement, ignoring failures."""
+    try:
+        if not conn.closed:
+            conn.cancel()
+    except psycopg2.Error:
+        pass
 
 
 def _wait(conn, poll_seconds: float) -> None:

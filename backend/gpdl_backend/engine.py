@@ -60,6 +60,16 @@ class Engine:
         """The clause for small tables every segment reads (config, summaries)."""
         return sql.SQL(" DISTRIBUTED REPLICATED") if self.is_greenplum else sql.SQL("")
 
+    def distributed_by(self, column: str) -> sql.Composable:
+        """The clause that spreads a table by ``column`` (its primary key; empty on PostgreSQL).
+
+        Greenplum wants a table's primary key to include its distribution key,
+        so a table keyed by ``model_id`` or ``mst_key`` is distributed by it.
+        """
+        if self.is_greenplum:
+            return sql.SQL(" DISTRIBUTED BY ({})").format(sql.Identifier(column))
+        return sql.SQL("")
+
     def index_dist_key(self, table: sql.Identifier) -> sql.Composable | None:
         """An index for fast ``WHERE __dist_key__ = k`` scans (PostgreSQL only)."""
         if self.is_greenplum:
@@ -67,13 +77,23 @@ class Engine:
         return sql.SQL("CREATE INDEX ON {} (__dist_key__)").format(table)
 
     # --- work on every segment ---------------------------------------------
+    def staging_columns(self) -> sql.Composable:
+        """Extra columns of a loader's staging table (Greenplum keeps errors there)."""
+        if self.is_greenplum:
+            return sql.SQL(", error_paths text[], error_reasons text[]")
+        return sql.SQL("")
+
     def read_images_statements(
         self, staging: sql.Composable, errors: sql.Composable, read_args: sql.Composable
     ) -> list[sql.Composable]:
         """The statements that load images, one per concurrent session.
 
         PostgreSQL gets one statement per virtual segment (each run on its own
-        connection); Greenplum one statement that runs on every segment.
+        connection), which files image rows and failed files in one go with a
+        data-modifying CTE. Greenplum gets one statement that runs on every
+        segment; Greenplum refuses a data-modifying CTE inside an INSERT, so
+        its rows keep their error arrays in the staging table's extra columns
+        (see ``staging_columns``) until ``finish_load_statements`` moves them.
 
         Args:
             staging: the image table to fill.
@@ -81,11 +101,12 @@ class Engine:
             read_args: ``gpdl.read_images`` arguments except segment and count.
         """
         if self.is_greenplum:
-            source = sql.SQL(
-                "SELECT r.* FROM gp_dist_random('gp_id'), LATERAL gpdl.read_images({args}, "
-                "segment => gp_execution_segment(), num_segments => {n}) r"
-            ).format(args=read_args, n=sql.Literal(self.num_segments))
-            return [_load_statement(source, staging, errors)]
+            return [sql.SQL(
+                "INSERT INTO {staging} (fullpaths, names, y, dims, x, pixels, error_paths, "
+                "error_reasons) SELECT r.* FROM gp_dist_random('gp_id'), "
+                "LATERAL gpdl.read_images({args}, segment => gp_execution_segment(), "
+                "num_segments => {n}) r"
+            ).format(staging=staging, args=read_args, n=sql.Literal(self.num_segments))]
         statements = []
         for segment in range(self.num_segments):
             source = sql.SQL(
@@ -93,6 +114,28 @@ class Engine:
             ).format(args=read_args, k=sql.Literal(segment), n=sql.Literal(self.num_segments))
             statements.append(_load_statement(source, staging, errors))
         return statements
+
+    def finish_load_statements(
+        self, staging: sql.Composable, errors: sql.Composable
+    ) -> list[sql.Composable]:
+        """Statements that turn a filled staging table into a plain image table.
+
+        Greenplum: move the recorded failures to ``errors``, drop the rows
+        that only carried failures and the two extra columns. PostgreSQL:
+        nothing to do.
+        """
+        if not self.is_greenplum:
+            return []
+        return [
+            sql.SQL(
+                "INSERT INTO {errors} (path, reason) "
+                "SELECT unnest(error_paths), unnest(error_reasons) FROM {staging} "
+                "WHERE cardinality(error_paths) > 0"
+            ).format(errors=errors, staging=staging),
+            sql.SQL("DELETE FROM {} WHERE cardinality(names) = 0").format(staging),
+            sql.SQL("ALTER TABLE {} DROP COLUMN error_paths, DROP COLUMN error_reasons").format(
+                staging),
+        ]
 
     def on_every_segment(self, call: sql.Composable) -> sql.Composable:
         """Run a function call once on every segment host process (doctor)."""
@@ -102,6 +145,41 @@ class Engine:
                 "ORDER BY 1"
             ).format(call)
         return sql.SQL("SELECT -1 AS segment, {} AS value").format(call)
+
+    def row_shares(self, key: sql.Composable) -> list[sql.Composable]:
+        """WHERE conditions that split a table's rows among concurrent sessions.
+
+        PostgreSQL: one condition per virtual segment, by a hash of ``key``
+        (rows with a NULL key go to the first share), each run on its own
+        connection. Greenplum: one condition that keeps every row, since the
+        rows are spread over the segments already and one statement runs on
+        all of them.
+
+        Args:
+            key: a text expression of the row (e.g. its first image path).
+        """
+        if self.is_greenplum:
+            return [sql.SQL("true")]
+        n = sql.Literal(self.num_segments)
+        return [
+            sql.SQL("abs(hashtext(coalesce({key}, ''))::bigint) % {n} = {k}").format(
+                key=key, n=n, k=sql.Literal(k))
+            for k in range(self.num_segments)
+        ]
+
+    def rows_on_every_host(self, call: sql.Composable) -> sql.Composable:
+        """All rows of a set-returning function, run once per segment process.
+
+        Greenplum runs it on every primary segment (hosts holding several
+        segments answer several times: callers drop repeated rows) and on the
+        coordinator; PostgreSQL runs it once.
+        """
+        if self.is_greenplum:
+            return sql.SQL(
+                "SELECT r.* FROM gp_dist_random('gp_id'), LATERAL {call} r "
+                "UNION ALL SELECT * FROM {call}"
+            ).format(call=call)
+        return sql.SQL("SELECT * FROM {}").format(call)
 
 
 def _load_statement(
@@ -183,3 +261,22 @@ def installed_num_segments(cur: Any) -> int:
     cur.execute("SELECT value FROM gpdl.config WHERE key = 'num_segments'")
     row = cur.fetchone()
     return int(row[0]) if row else 1
+
+
+def threads_per_segment(cur: Any, engine: Engine) -> int:
+    """TensorFlow threads per segment: a host's cores shared by its segments, at least 1.
+
+    On Greenplum the busiest host decides (hosts may hold more segments than others).
+    """
+    if engine.is_greenplum:
+        cur.execute(
+            "SELECT min(cores / segments) FROM ("
+            " SELECT c.hostname, count(*) AS segments, max(i.cores) AS cores"
+            " FROM gp_segment_configuration c JOIN ("
+            "  SELECT gp_segment_id AS content,"
+            "   (gpdl.server_info(false)::json ->> 'cpu_count')::int AS cores"
+            "  FROM gp_dist_random('gp_id')) i ON i.content = c.content"
+            " WHERE c.role = 'p' AND c.content >= 0 GROUP BY c.hostname) h")
+        return max(1, int(cur.fetchone()[0] or 1))
+    cur.execute("SELECT (gpdl.server_info(false)::json ->> 'cpu_count')::int")
+    return max(1, (cur.fetchone()[0] or 1) // max(1, engine.num_segments))

@@ -15,6 +15,7 @@ import pytest
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.registry import known_implementations
+
 from gpdl_backend.errors import UsageError
 from gpdl_backend.images.accessor import load_server_options, open_filesystem, read_files
 from gpdl_backend.images.fragmenter import FileRef, list_files

@@ -13,6 +13,7 @@ from typing import Any
 import fsspec
 import pytest
 from fsspec.implementations.local import LocalFileSystem
+
 from gpdl_backend.errors import UsageError
 from gpdl_backend.images.fragmenter import (
     FileRef,

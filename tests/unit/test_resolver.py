@@ -7,9 +7,10 @@ import warnings
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from gpdl_backend.errors import ImageDecodeError, UsageError
 from gpdl_backend.images.resolver import decode
-from PIL import Image
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **params: object) -> bytes:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from itertools import islice
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
@@ -201,7 +202,7 @@ def _walk_local(root: str, glob: _Glob | None) -> Iterator[FileRef]:
         seen = seen | {key}
         label = directory.rpartition("/")[2]
         with os.scandir(directory) as scan:
-            entries = sorted((e for e in scan if not e.name.startswith(".")), key=_name)
+            entries = sorted((e for e in scan if not e.name.startswith(".")), key=_by_name)
         subdirs = []
         for entry in entries:
             if entry.is_dir():
@@ -212,9 +213,7 @@ def _walk_local(root: str, glob: _Glob | None) -> Iterator[FileRef]:
         stack.extend(reversed(subdirs))
 
 
-def _name(entry: os.DirEntry[str]) -> str:
-    """Sort key of a directory entry."""
-    return entry.name
+_by_name = attrgetter("name")
 
 
 def _walk_remote(fs: Any, root: str, glob: _Glob | None) -> Iterator[FileRef]:
@@ -229,7 +228,7 @@ def _walk_remote(fs: Any, root: str, glob: _Glob | None) -> Iterator[FileRef]:
             name = path.rpartition("/")[2]
             if path != directory and name and not name.startswith("."):
                 entries.append((name, path, info.get("type"), info.get("size")))
-        entries.sort()
+        entries.sort(key=itemgetter(0))  # stable: a name listed twice keeps its order
         subdirs = []
         for name, path, kind, size in entries:
             if kind == "directory":

@@ -55,17 +55,21 @@ class LoadResult:
         return self.images / self.seconds if self.seconds else 0.0
 
 
-def image_table_ddl(table: sql.Composable, engine: engines.Engine) -> list[sql.Composable]:
-    """CREATE statements for an image table and its ``_errors`` table."""
+def image_table_ddl(
+    table: sql.Composable, engine: engines.Engine, staging: bool = False
+) -> list[sql.Composable]:
+    """CREATE statements for an image table (``staging``: with the engine's extra columns)."""
+    extra = engine.staging_columns() if staging else sql.SQL("")
     return [
         sql.SQL(
             "CREATE TABLE {} (fullpaths text[], names text[], y text[], dims integer[], "
-            "x bytea, pixels integer[]){}"
-        ).format(table, engine.distributed_randomly()),
+            "x bytea, pixels integer[]{}){}"
+        ).format(table, extra, engine.distributed_randomly()),
     ]
 
 
 def errors_table_ddl(table: sql.Composable, engine: engines.Engine) -> sql.Composable:
+    """CREATE statement for an image table's ``_errors`` table."""
     return sql.SQL("CREATE TABLE {} (path text, reason text){}").format(
         table, engine.distributed_randomly())
 
@@ -114,17 +118,23 @@ def load_images(
         raise UsageError(f"if_exists must be one of {IF_EXISTS}, not {if_exists!r}")
     if color_mode not in ("RGB", "L"):
         raise UsageError(f"color_mode must be 'RGB' or 'L', not {color_mode!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not _positive_int(batch_size):
         raise UsageError(f"batch_size must be a positive integer, not {batch_size!r}")
+    if not _positive_int(threads):
+        raise UsageError(f"threads must be a positive integer, not {threads!r}")
+    if resize is not None and (len(resize) != 2 or not all(map(_positive_int, resize))):
+        raise UsageError(f"resize must be (height, width) of positive integers, not {resize!r}")
     started = time.monotonic()
     conn = connect(dsn)
     try:
         engine = engines.probe(conn, num_segments)
         with conn.cursor() as cur:
             exists = table_exists(cur, target)
-            if exists and if_exists == "fail":
-                raise UsageError(
-                    f"table {target} already exists; pass if_exists='replace' or 'append'")
+            if if_exists == "fail":
+                for taken in (target, target.with_suffix("_errors")):
+                    if table_exists(cur, taken):
+                        raise UsageError(f"table {taken} already exists; "
+                                         "pass if_exists='replace' or 'append'")
             try:
                 cur.execute("SELECT gpdl.count_files(%s, %s)", (location, server))
             except psycopg2.Error as error:
@@ -138,8 +148,10 @@ def load_images(
             _run_segments(dsn, engine, staging, location, total, progress, dict(
                 batch_size=batch_size, server=server, resize=list(resize) if resize else None,
                 color_mode=color_mode, int_pixels=int_pixels, threads=threads))
-            if resize is None:
-                _check_uniform_sizes(conn, staging)
+            _finish_staging(conn, engine, staging)
+            if resize is None or (exists and if_exists == "append"):
+                _check_uniform_sizes(conn, staging, target if exists and
+                                     if_exists == "append" else None)
             images, rows, error_count = _publish(conn, engine, staging, target, exists, if_exists)
         except BaseException:
             _drop_staging(conn, staging)
@@ -149,9 +161,13 @@ def load_images(
     return LoadResult(str(target), images, rows, error_count, total, time.monotonic() - started)
 
 
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def _create_staging(conn, engine, staging: TableName, target: TableName, location: str) -> None:
     with conn.cursor() as cur:
-        for statement in image_table_ddl(staging.identifier, engine):
+        for statement in image_table_ddl(staging.identifier, engine, staging=True):
             cur.execute(statement)
         cur.execute(errors_table_ddl(staging.with_suffix("_errors").identifier, engine))
         cur.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
@@ -180,6 +196,7 @@ def _run_segments(dsn, engine, staging: TableName, location: str, total: int,
     lock = threading.Lock()
     counts = {"files": 0, "errors": 0}
     connections: list = []
+    stopping = threading.Event()
 
     def on_notice(message: str) -> None:
         if not message.startswith("gpdl-progress "):
@@ -193,6 +210,8 @@ def _run_segments(dsn, engine, staging: TableName, location: str, total: int,
 
     def on_connect(conn) -> None:
         with lock:
+            if stopping.is_set():
+                raise UsageError("load cancelled")  # another segment failed first
             connections.append(conn)
 
     with ThreadPoolExecutor(max_workers=len(statements)) as pool:
@@ -206,6 +225,7 @@ def _run_segments(dsn, engine, staging: TableName, location: str, total: int,
                 if first_error is None:
                     first_error = error
                     with lock:
+                        stopping.set()
                         for conn in connections:
                             if not conn.closed:
                                 conn.cancel()
@@ -215,20 +235,37 @@ def _run_segments(dsn, engine, staging: TableName, location: str, total: int,
         raise first_error
 
 
-def _check_uniform_sizes(conn, staging: TableName) -> None:
-    """Refuse images of different sizes read by different segments."""
+def _finish_staging(conn, engine, staging: TableName) -> None:
+    """Run the engine's clean-up of a filled staging table (Greenplum: errors)."""
+    statements = engine.finish_load_statements(
+        staging.identifier, staging.with_suffix("_errors").identifier)
+    if not statements:
+        return
+    with conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+    conn.commit()
+
+
+def _check_uniform_sizes(conn, staging: TableName, appending_to: TableName | None) -> None:
+    """Refuse images of different sizes (read by different segments, or appended)."""
+    tables = [staging] if appending_to is None else [staging, appending_to]
+    source = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT dims, fullpaths FROM {} WHERE dims IS NOT NULL").format(t.identifier)
+        for t in tables)
     with conn.cursor() as cur:
         cur.execute(sql.SQL(
             "SELECT dims[2:4] AS shape, min(fullpaths[1]) AS example, sum(dims[1]) AS n "
-            "FROM {} GROUP BY 1 ORDER BY n DESC").format(staging.identifier))
+            "FROM ({}) s GROUP BY 1 ORDER BY n DESC, 1").format(source))
         shapes = cur.fetchall()
     conn.commit()
     if len(shapes) > 1:
         (common, common_path, _), (odd, odd_path, _) = shapes[0], shapes[1]
         fmt = "x".join
+        hint = (f"{appending_to} holds other sizes; " if appending_to is not None else "")
         raise UsageError(
             f"mixed image sizes: {odd_path} is {fmt(map(str, odd))} but {common_path} is "
-            f"{fmt(map(str, common))}; pass resize to load them together")
+            f"{fmt(map(str, common))}; {hint}pass resize to load them together")
 
 
 def _publish(conn, engine, staging: TableName, target: TableName, exists: bool,

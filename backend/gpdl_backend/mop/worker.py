@@ -113,27 +113,29 @@ def gather(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffers: int
            normalizing_const: float, use_caching: bool) -> Partition | None:
     """Collect one buffer row; the partition once all rows of the query are in.
 
+    Rows passed with ``x IS NULL`` ask for the cached partition instead.
+
     Args:
         token: unique per query, so rows of an aborted query never mix in.
         cache_key: names the packed table partition (table oid + dist key).
-        num_buffers: rows this query will pass; 0 means "use the cache".
+        num_buffers: the rows this query passes.
 
     Raises:
         UnitFailedError: ``CACHE_MISS`` when the cache was asked for but is gone.
     """
-    partitions = GD.setdefault(_PARTITIONS, {})
-    if num_buffers == 0:
-        if cache_key not in partitions:
-            raise UnitFailedError(CACHE_MISS)
-        return partitions[cache_key]
     pending = GD.get(_PENDING)
     if pending is None or pending["token"] != token:
         pending = GD[_PENDING] = {"token": token, "rows": {}}
-    pending["rows"][buffer_id] = (x, y, x_shape)
+    pending["rows"][buffer_id] = None if x is None else (x, y, x_shape)
     if len(pending["rows"]) < num_buffers:
         return None
     del GD[_PENDING]
+    partitions = GD.setdefault(_PARTITIONS, {})
     rows = [pending["rows"][b] for b in sorted(pending["rows"])]
+    if any(row is None for row in rows):
+        if cache_key not in partitions:
+            raise UnitFailedError(CACHE_MISS)
+        return partitions[cache_key]
     partition = _decode(rows, num_classes, normalizing_const)
     if use_caching:
         partitions[cache_key] = partition

@@ -1,0 +1,472 @@
+"""The MOP driver: runs a job's units over one connection per segment.
+
+The driver lives in the client and never touches pixels or weights: each
+unit is one SQL statement, sent on segment k's own session, that trains on
+the rows ``WHERE __dist_key__ = k`` inside the database and, in the same
+statement, saves the new weights and a progress row. A unit is therefore
+committed whole or not at all; a dropped connection or a restarted server
+costs only the units in flight, which the scheduler hands out again.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+import psycopg2.errors
+from psycopg2 import sql
+
+from gpdl_backend.client import raise_from_server, server_error
+from gpdl_backend.errors import FatalError, GpdlError, UnitFailedError, UsageError
+from gpdl_backend.mop import tables
+from gpdl_backend.mop.scheduler import MopScheduler, Unit
+from gpdl_backend.mop.worker import CACHE_MISS
+
+MAX_UNIT_ATTEMPTS = 4
+RECONNECT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration (MADlib's mst) as the driver needs it."""
+
+    mst_key: int
+    compile_params: str
+    fit_params: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment: its index, ``__dist_key__`` and buffer counts per table."""
+
+    index: int
+    dist_key: int
+    train_buffers: int
+    validation_buffers: int
+
+
+@dataclass
+class JobPlan:
+    """Everything a driver needs to run (or resume) a job."""
+
+    dsn: str
+    output: tables.OutputTables
+    source: Any  # TableName of the packed training table
+    validation: Any | None  # TableName of the packed validation table
+    source_oid: int
+    validation_oid: int | None
+    configs: list[Config]
+    segments: list[Segment]
+    num_iterations: int
+    metrics_compute_frequency: int
+    num_classes: int
+    normalizing_const: float
+    seed: int
+    threads: int
+    use_gpus: bool
+    use_caching: bool
+    start_iteration: int = 0
+    completed: list[Unit] = field(default_factory=list)
+    stopped: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Event:
+    """What the driver reports to its listener (CLI bar, job handle)."""
+
+    kind: str  # "unit", "iteration", "finished", "stopped", "retry"
+    units_done: int
+    units_total: int
+    iteration: int
+    detail: str = ""
+
+
+class _Session:
+    """One segment's database session, reconnected when it drops."""
+
+    def __init__(self, dsn: str, name: str) -> None:
+        self.dsn, self.name = dsn, name
+        self.conn: Any = None
+        self.warm: set[str] = set()  # cache keys this backend holds
+
+    def connection(self) -> Any:
+        if self.conn is None or self.conn.closed:
+            deadline = time.monotonic() + RECONNECT_SECONDS
+            while True:
+                try:
+                    self.conn = psycopg2.connect(self.dsn, application_name=self.name)
+                    self.conn.autocommit = True
+                    break
+                except psycopg2.OperationalError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+            self.warm.clear()  # a new backend has no cache
+        return self.conn
+
+    def drop(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except psycopg2.Error:
+                pass
+        self.conn = None
+        self.warm.clear()
+
+    def cancel(self) -> None:
+        conn = self.conn
+        if conn is not None and not conn.closed:
+            try:
+                conn.cancel()
+            except psycopg2.Error:
+                pass
+
+
+def application_name(output: tables.OutputTables, segment: int) -> str:
+    """The ``application_name`` of a job's segment session (for orphan clean-up)."""
+    return f"gpdl:{output.model}:seg{segment}"[:63]
+
+
+class Driver:
+    """Runs a ``JobPlan`` to the end, a stop request, or a fatal error.
+
+    Args:
+        plan: the job.
+        listener: called with an ``Event`` after each unit and iteration.
+    """
+
+    def __init__(self, plan: JobPlan, listener: Callable[[Event], None] | None = None) -> None:
+        self.plan = plan
+        self.listener = listener or (lambda _event: None)
+        self.sessions = [_Session(plan.dsn, application_name(plan.output, s.index))
+                         for s in plan.segments]
+        self.control = _Session(plan.dsn, f"gpdl:{plan.output.model}:control"[:63])
+        self.results: queue.Queue = queue.Queue()
+        self.stop_event = threading.Event()
+        self.started = time.monotonic()
+        self.attempts: dict[Unit, int] = {}
+        self.units_done = len(plan.completed)
+
+    # --- public --------------------------------------------------------------
+    def run(self) -> str:
+        """Train until done; returns the final job status (finished / stopped)."""
+        plan = self.plan
+        scheduler = MopScheduler.resume(
+            [c.mst_key for c in plan.configs], [s.index for s in plan.segments],
+            plan.num_iterations, plan.seed, plan.start_iteration, plan.completed,
+            plan.stopped)
+        self._terminate_orphans()
+        threads = [threading.Thread(target=self._segment_loop, args=(k,), daemon=True,
+                                    name=f"gpdl-seg{k}") for k in range(len(self.sessions))]
+        self.inbox = [queue.Queue() for _ in self.sessions]
+        for thread in threads:
+            thread.start()
+        try:
+            status = self._main_loop(scheduler)
+        finally:
+            for box in self.inbox:
+                box.put(None)
+            if self.stop_event.is_set():
+                for session in self.sessions:
+                    session.cancel()
+            for thread in threads:
+                thread.join(timeout=30)
+            for session in [*self.sessions, self.control]:
+                session.drop()
+        return status
+
+    # --- main loop -----------------------------------------------------------
+    def _main_loop(self, scheduler: MopScheduler) -> str:
+        total = self._units_total(scheduler)
+        in_flight: set[Unit] = set()
+        if scheduler.iteration_complete and not scheduler.finished:
+            self._end_iteration(scheduler)  # died between the last unit and evaluation
+        last_poll = 0.0
+        while not scheduler.finished:
+            if time.monotonic() - last_poll > 1.0:
+                last_poll = time.monotonic()
+                if self._poll_stops(scheduler, in_flight):
+                    return tables.STOPPED
+            for unit in scheduler.assign_all_idle():
+                in_flight.add(unit)
+                self.inbox[unit.segment].put(("train", unit))
+            try:
+                unit, error = self.results.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            in_flight.discard(unit)
+            if error is None:
+                scheduler.complete(unit)
+                self.units_done += 1
+                self.listener(Event("unit", self.units_done, total, scheduler.iteration,
+                                    f"mst {unit.config} on segment {unit.segment}"))
+            else:
+                self._handle_failure(scheduler, unit, error)
+            if scheduler.iteration_complete:
+                self._end_iteration(scheduler)
+                total = self._units_total(scheduler)
+        self.listener(Event("finished", self.units_done, total, scheduler.iteration))
+        return tables.FINISHED
+
+    def _units_total(self, scheduler: MopScheduler) -> int:
+        """Units of the whole job given the configurations still active."""
+        per_iteration = len(scheduler.active_configs) * len(self.plan.segments)
+        remaining = scheduler.num_iterations - scheduler.iteration
+        done_now = sum(1 for c in scheduler.active_configs for s in self.plan.segments
+                       if scheduler.unit_status(c, s.index).value == "done")
+        return self.units_done - done_now + per_iteration * remaining
+
+    def _handle_failure(self, scheduler: MopScheduler, unit: Unit, error: BaseException) -> None:
+        if isinstance(error, UnitFailedError) and error.retryable:
+            attempts = self.attempts.get(unit, 0) + 1
+            self.attempts[unit] = attempts
+            if attempts < MAX_UNIT_ATTEMPTS:
+                scheduler.fail(unit)
+                self.listener(Event("retry", self.units_done, 0, scheduler.iteration,
+                                    f"mst {unit.config} on segment {unit.segment}: {error}"))
+                return
+            raise FatalError(f"mst {unit.config} on segment {unit.segment} failed "
+                             f"{attempts} times, last: {error}") from error
+        raise error
+
+    def _end_iteration(self, scheduler: MopScheduler) -> None:
+        """Evaluate (when due) and commit the iteration, then move on."""
+        iteration = scheduler.iteration + 1  # 1-based, as MADlib's metrics_iters
+        plan = self.plan
+        due = iteration % plan.metrics_compute_frequency == 0 or \
+            iteration == plan.num_iterations
+        metrics: dict[int, dict[str, tuple[float, float | None]]] = {}
+        if due:
+            metrics = self._evaluate(list(scheduler.active_configs))
+        self._commit_iteration(iteration, metrics, scheduler)
+        scheduler.advance()
+        self.listener(Event("iteration", self.units_done, 0, scheduler.iteration,
+                            f"iteration {iteration} of {plan.num_iterations}"))
+
+    # --- evaluation ------------------------------------------------------------
+    def _evaluate(self, mst_keys: list[int]) -> dict[int, dict[str, tuple[float, float | None]]]:
+        """Weighted loss/metric per configuration on training (and validation) data."""
+        plan = self.plan
+        targets = ["train"] + (["validation"] if plan.validation is not None else [])
+        expected = 0
+        for segment in plan.segments:
+            for mst in mst_keys:
+                for target in targets:
+                    self.inbox[segment.index].put(("evaluate", (mst, segment.index, target)))
+                    expected += 1
+        sums: dict[tuple[int, str], list[float]] = {}
+        while expected:
+            (mst, segment, target), result = self.results.get()
+            if isinstance(result, BaseException):
+                if isinstance(result, UnitFailedError) and result.retryable:
+                    self.inbox[segment].put(("evaluate", (mst, segment, target)))
+                    continue
+                raise result
+            expected -= 1
+            loss, metric, images = result
+            acc = sums.setdefault((mst, target), [0.0, 0.0, 0.0])
+            acc[0] += loss * images
+            acc[1] += (metric or 0.0) * images
+            acc[2] += images
+        out: dict[int, dict[str, tuple[float, float | None]]] = {}
+        for (mst, target), (loss, metric, images) in sums.items():
+            out.setdefault(mst, {})[target] = (loss / images, metric / images)
+        return out
+
+    def _commit_iteration(self, iteration: int, metrics: dict, scheduler: MopScheduler) -> None:
+        out = self.plan.output
+        elapsed = time.monotonic() - self.started
+        conn = self.control.connection()
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            for mst, values in metrics.items():
+                t_loss, t_metric = values["train"]
+                v_loss, v_metric = values.get("validation", (None, None))
+                cur.execute(sql.SQL(
+                    "UPDATE {} SET training_loss = training_loss || %(tl)s, "
+                    "training_metrics = training_metrics || %(tm)s, "
+                    "validation_loss = validation_loss || %(vl)s, "
+                    "validation_metrics = validation_metrics || %(vm)s, "
+                    "metrics_elapsed_time = metrics_elapsed_time || %(el)s, "
+                    "training_loss_final = %(tl)s, training_metrics_final = %(tm)s, "
+                    "validation_loss_final = %(vl)s, validation_metrics_final = %(vm)s "
+                    "WHERE mst_key = %(mst)s").format(out.info.identifier),
+                    dict(tl=t_loss, tm=t_metric, vl=v_loss, vm=v_metric,
+                         el=elapsed, mst=mst))
+            finished = iteration == self.plan.num_iterations
+            if finished:
+                cur.execute(sql.SQL("UPDATE {} SET status = %s WHERE status = %s").format(
+                    out.info.identifier), (tables.FINISHED, tables.TRAINING))
+            cur.execute(sql.SQL(
+                "UPDATE {} SET iterations_done = %s, end_training_time = now(), "
+                "metrics_iters = CASE WHEN %s THEN metrics_iters || %s ELSE metrics_iters END, "
+                "status = %s").format(out.summary.identifier),
+                (iteration, bool(metrics), iteration,
+                 tables.FINISHED if finished else tables.RUNNING))
+            cur.execute("COMMIT")
+
+    # --- stop requests -----------------------------------------------------------
+    def _poll_stops(self, scheduler: MopScheduler, in_flight: set[Unit]) -> bool:
+        """Apply stop requests from the tables; True when the whole job stops."""
+        out = self.plan.output
+        try:
+            conn = self.control.connection()
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("SELECT stop_requested FROM {}").format(
+                    out.summary.identifier))
+                job_stop = bool(cur.fetchone()[0])
+                cur.execute(sql.SQL(
+                    "SELECT mst_key FROM {} WHERE stop_requested AND status <> %s").format(
+                    out.info.identifier), (tables.STOPPED,))
+                configs = [row[0] for row in cur.fetchall()]
+                for mst in configs:
+                    if mst in scheduler.active_configs:
+                        scheduler.stop(mst)
+                    cur.execute(sql.SQL("UPDATE {} SET status = %s WHERE mst_key = %s").format(
+                        out.info.identifier), (tables.STOPPED, mst))
+        except psycopg2.OperationalError:
+            self.control.drop()
+            return False
+        if job_stop or self.stop_event.is_set():
+            self.stop_event.set()
+            for unit in in_flight:
+                self.sessions[unit.segment].cancel()
+            return True
+        return False
+
+    def _terminate_orphans(self) -> None:
+        """End sessions of an earlier driver of this job still running a unit."""
+        names = [s.name for s in self.sessions]
+        conn = self.control.connection()
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = ANY(%s) AND pid <> pg_backend_pid()", (names,))
+
+    # --- segment threads ---------------------------------------------------------
+    def _segment_loop(self, index: int) -> None:
+        session = self.sessions[index]
+        while True:
+            task = self.inbox[index].get()
+            if task is None:
+                return
+            kind, payload = task
+            try:
+                if kind == "train":
+                    self._train(session, payload)
+                    self.results.put((payload, None))
+                else:
+                    self.results.put((payload, self._evaluate_one(session, *payload)))
+            except BaseException as error:  # reported to the main loop, never lost
+                self.results.put((payload, _classify(error, session)))
+
+    def _train(self, session: _Session, unit: Unit) -> None:
+        plan = self.plan
+        segment = plan.segments[unit.segment]
+        config = next(c for c in plan.configs if c.mst_key == unit.config)
+        cache_key = f"{plan.source_oid}:{segment.dist_key}"
+        cached = plan.use_caching and cache_key in session.warm
+        statement = _TRAIN_SQL.format(
+            packed=plan.source.identifier, out=plan.output.model.identifier,
+            progress=plan.output.progress.identifier,
+            x=sql.SQL("NULL::bytea AS x, NULL::bytea AS y" if cached else "x, y"))
+        params = dict(
+            key=segment.dist_key, mst=unit.config, token=uuid.uuid4().hex,
+            cache_key=cache_key, num_buffers=segment.train_buffers,
+            compile=config.compile_params, fit=config.fit_params,
+            num_classes=plan.num_classes, norm=plan.normalizing_const,
+            seed=plan.seed * 1_000_003 + unit.iteration * 10_007 + unit.config * 101
+            + unit.segment, threads=plan.threads, use_gpus=plan.use_gpus,
+            segment=unit.segment, use_caching=plan.use_caching, iteration=unit.iteration)
+        with session.connection().cursor() as cur:
+            try:
+                cur.execute(statement, params)
+            except psycopg2.errors.UniqueViolation:
+                return  # an earlier driver's orphan committed this very unit
+            if cur.rowcount != 1:
+                raise UnitFailedError(f"unit returned {cur.rowcount} rows")
+        if plan.use_caching:
+            session.warm.add(cache_key)
+
+    def _evaluate_one(self, session: _Session, mst: int, index: int,
+                      target: str) -> tuple[float, float | None, int]:
+        plan = self.plan
+        segment = plan.segments[index]
+        table, oid, buffers = (plan.source, plan.source_oid, segment.train_buffers) \
+            if target == "train" else \
+            (plan.validation, plan.validation_oid, segment.validation_buffers)
+        if buffers == 0:
+            return 0.0, None, 0
+        config = next(c for c in plan.configs if c.mst_key == mst)
+        cache_key = f"{oid}:{segment.dist_key}"
+        cached = plan.use_caching and cache_key in session.warm
+        statement = _EVALUATE_SQL.format(
+            packed=table.identifier, out=plan.output.model.identifier,
+            x=sql.SQL("NULL::bytea AS x, NULL::bytea AS y" if cached else "x, y"))
+        params = dict(key=segment.dist_key, mst=mst, token=uuid.uuid4().hex,
+                      cache_key=cache_key, num_buffers=buffers,
+                      compile=config.compile_params, num_classes=plan.num_classes,
+                      norm=plan.normalizing_const, threads=plan.threads,
+                      use_gpus=plan.use_gpus, segment=index, use_caching=plan.use_caching)
+        with session.connection().cursor() as cur:
+            cur.execute(statement, params)
+            row = cur.fetchone()
+        if plan.use_caching:
+            session.warm.add(cache_key)
+        return float(row[0]), (None if row[1] is None else float(row[1])), int(row[2])
+
+
+def _classify(error: BaseException, session: _Session) -> BaseException:
+    """Turn what a unit raised into a retryable or fatal gpdl error."""
+    if isinstance(error, psycopg2.OperationalError | psycopg2.InterfaceError):
+        session.drop()  # connection lost or server restarted: reconnect, retry
+        return UnitFailedError(f"connection lost: {str(error).strip()}", retryable=True)
+    if isinstance(error, psycopg2.errors.QueryCanceled):
+        return UnitFailedError("unit cancelled", retryable=True)
+    if isinstance(error, psycopg2.Error):
+        mapped = server_error(error)
+        if isinstance(mapped, UnitFailedError) and CACHE_MISS in str(mapped):
+            session.warm.clear()
+            return UnitFailedError(CACHE_MISS, retryable=True)
+        if isinstance(mapped, UsageError | FatalError):
+            return mapped
+        if error.pgcode in ("57P01", "57P02", "57P03"):  # admin shutdown, crash, starting
+            session.drop()
+            return UnitFailedError(f"server went away: {str(error).strip()}", retryable=True)
+        try:
+            raise_from_server(error)
+        except GpdlError as converted:
+            return UnitFailedError(str(converted), retryable=True)
+    return error
+
+
+_TRAIN_SQL = sql.SQL(
+    "WITH hop AS ("
+    " SELECT r.* FROM (SELECT buffer_id, {x}, x_shape FROM {packed}"
+    "  WHERE __dist_key__ = %(key)s) p"
+    " CROSS JOIN (SELECT model_arch, model_weights, optimizer_state FROM {out}"
+    "  WHERE mst_key = %(mst)s) m,"
+    " LATERAL gpdl.train_unit(%(token)s, %(cache_key)s, p.buffer_id, %(num_buffers)s,"
+    "  p.x, p.y, p.x_shape, m.model_arch, %(compile)s, %(fit)s, m.model_weights,"
+    "  m.optimizer_state, %(num_classes)s, %(norm)s, %(seed)s, %(threads)s, %(use_gpus)s,"
+    "  %(segment)s, %(use_caching)s) r"
+    "), saved AS ("
+    " UPDATE {out} o SET model_weights = hop.weights, optimizer_state = hop.optimizer_state"
+    " FROM hop WHERE o.mst_key = %(mst)s RETURNING 1"
+    ") INSERT INTO {progress} (iteration, mst_key, segment, loss, metric, images, seconds)"
+    " SELECT %(iteration)s, %(mst)s, %(segment)s, loss, metric, images, seconds FROM hop"
+)
+
+_EVALUATE_SQL = sql.SQL(
+    "SELECT r.loss, r.metric, r.images FROM (SELECT buffer_id, {x}, x_shape FROM {packed}"
+    " WHERE __dist_key__ = %(key)s) p"
+    " CROSS JOIN (SELECT model_arch, model_weights FROM {out} WHERE mst_key = %(mst)s) m,"
+    " LATERAL gpdl.evaluate_unit(%(token)s, %(cache_key)s, p.buffer_id, %(num_buffers)s,"
+    "  p.x, p.y, p.x_shape, m.model_arch, %(compile)s, m.model_weights, %(num_classes)s,"
+    "  %(norm)s, %(threads)s, %(use_gpus)s, %(segment)s, %(use_caching)s) r"
+)

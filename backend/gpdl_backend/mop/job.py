@@ -1,0 +1,430 @@
+"""``fit_multiple_model`` / ``resume``: plan a MOP job, run it, hand back a job handle.
+
+Example::
+
+    job = fit_multiple_model(dsn, "train_packed", "models", "mst", num_iterations=5,
+                             validation_table="test_packed", background=True)
+    job.wait()
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+import psycopg2
+from psycopg2 import sql
+
+import gpdl_backend
+from gpdl_backend import engine as engines
+from gpdl_backend.client import TableName, connect, raise_from_server, table_exists, table_name
+from gpdl_backend.errors import GpdlError, UsageError
+from gpdl_backend.mop import tables
+from gpdl_backend.mop.driver import Config, Driver, Event, JobPlan, Segment
+from gpdl_backend.mop.scheduler import Unit
+from gpdl_backend.preprocess import read_summary
+
+
+def fit_multiple_model(
+    dsn: str,
+    source_table: str,
+    model_output_table: str,
+    model_selection_table: str,
+    num_iterations: int,
+    use_gpus: bool = False,
+    validation_table: str | None = None,
+    metrics_compute_frequency: int | None = None,
+    warm_start: bool = False,
+    name: str | None = None,
+    description: str | None = None,
+    use_caching: bool = True,
+    seed: int = 0,
+    num_segments: int | None = None,
+    background: bool = False,
+    listener: Callable[[Event], None] | None = None,
+) -> TrainingJob:
+    """Train every configuration of ``model_selection_table`` with model hopper parallelism.
+
+    Args:
+        dsn: where the database is.
+        source_table: packed training table (``training_preprocessor``).
+        model_output_table: name of the output; creates it, ``_info``,
+            ``_summary`` and ``_progress``.
+        model_selection_table: MADlib model selection table (mst_key, model_id,
+            compile_params, fit_params) whose ``_summary`` names the architecture table.
+        num_iterations: passes of every configuration over every segment.
+        use_gpus: one GPU per segment; refused where a host has none. Defaults to False.
+        validation_table: packed validation table. Defaults to None.
+        metrics_compute_frequency: evaluate every this many iterations (and
+            after the last). Defaults to num_iterations (only at the end).
+        warm_start: start from the weights in an existing ``model_output_table``.
+        name, description: free text kept in the summary.
+        use_caching: keep each segment's partition in its backend's memory.
+            Defaults to True.
+        seed: seeds the schedule and weight initialisation. Defaults to 0.
+        num_segments: PostgreSQL virtual segments. Defaults to the packed table's.
+        background: return at once, training in a thread. Defaults to False.
+        listener: called with an ``Event`` after each unit and iteration.
+
+    Returns:
+        A ``TrainingJob`` (finished unless ``background``).
+
+    Raises:
+        UsageError: a bad table, option or configuration, before any training.
+    """
+    if not isinstance(num_iterations, int) or num_iterations < 1:
+        raise UsageError(f"num_iterations must be a positive integer, not {num_iterations!r}")
+    frequency = metrics_compute_frequency or num_iterations
+    if not isinstance(frequency, int) or frequency < 1:
+        raise UsageError("metrics_compute_frequency must be a positive integer")
+    output = tables.OutputTables(table_name(model_output_table))
+    conn = connect(dsn)
+    try:
+        plan = _new_plan(conn, dsn, output, table_name(source_table),
+                         table_name(model_selection_table),
+                         table_name(validation_table) if validation_table else None,
+                         num_iterations, frequency, warm_start, name, description,
+                         use_caching, use_gpus, seed, num_segments)
+    except psycopg2.Error as error:
+        conn.rollback()
+        raise_from_server(error)
+    finally:
+        conn.close()
+    return TrainingJob.run(plan, background, listener)
+
+
+def resume(dsn: str, model_output_table: str, background: bool = False,
+           listener: Callable[[Event], None] | None = None) -> TrainingJob:
+    """Continue a job from its last committed unit (killed driver, server restart, stop).
+
+    Raises:
+        UsageError: no such job, or it already finished.
+    """
+    output = tables.OutputTables(table_name(model_output_table))
+    conn = connect(dsn)
+    try:
+        plan = _resumed_plan(conn, dsn, output)
+    finally:
+        conn.close()
+    return TrainingJob.run(plan, background, listener)
+
+
+# --- the job handle -------------------------------------------------------------------
+@dataclass
+class JobStatus:
+    """A snapshot of a job, read from its tables."""
+
+    status: str
+    iterations_done: int
+    num_iterations: int
+    units_done: int
+    units_total: int
+    error: str | None
+    configs: list[dict]
+
+
+class TrainingJob:
+    """A handle on a training job: status, wait, stop (also for jobs run elsewhere)."""
+
+    def __init__(self, dsn: str, output: str, thread: threading.Thread | None = None) -> None:
+        self.dsn = dsn
+        self.output = tables.OutputTables(table_name(output))
+        self.thread = thread
+        self.exception: BaseException | None = None
+
+    @classmethod
+    def attach(cls, dsn: str, output: str) -> TrainingJob:
+        """A handle on an existing job (running anywhere, or finished)."""
+        job = cls(dsn, output)
+        job.status()  # refuses unknown jobs now
+        return job
+
+    @classmethod
+    def run(cls, plan: JobPlan, background: bool,
+            listener: Callable[[Event], None] | None) -> TrainingJob:
+        job = cls(plan.dsn, str(plan.output.model))
+        if background:
+            job.thread = threading.Thread(target=job._drive, args=(plan, listener),
+                                          daemon=True, name="gpdl-driver")
+            job.thread.start()
+        else:
+            job._drive(plan, listener)
+            if job.exception is not None:
+                raise job.exception
+        return job
+
+    def _drive(self, plan: JobPlan, listener: Callable[[Event], None] | None) -> None:
+        try:
+            status = Driver(plan, listener).run()
+            _set_job_status(plan.dsn, plan.output, status, None)
+        except BaseException as error:  # recorded in the summary, re-raised by wait()
+            self.exception = error
+            try:
+                _set_job_status(plan.dsn, plan.output, tables.FAILED, str(error))
+            except GpdlError:
+                pass
+
+    def status(self) -> JobStatus:
+        """Read the job's state from its tables."""
+        conn = connect(self.dsn)
+        try:
+            with conn.cursor() as cur:
+                if not table_exists(cur, self.output.summary):
+                    raise UsageError(f"no training job {self.output.model}")
+                cur.execute(sql.SQL("SELECT status, iterations_done, num_iterations, error, "
+                                    "num_segments FROM {}").format(
+                    self.output.summary.identifier))
+                status, done, total_iterations, error, segments = cur.fetchone()
+                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                    self.output.progress.identifier))
+                units_done = cur.fetchone()[0]
+                cur.execute(sql.SQL(
+                    "SELECT i.mst_key, i.model_id, i.compile_params, i.fit_params, i.status, "
+                    "i.training_loss_final, i.training_metrics_final, i.validation_loss_final, "
+                    "i.validation_metrics_final, "
+                    "(SELECT count(*) FROM {p} p WHERE p.mst_key = i.mst_key) "
+                    "FROM {i} i ORDER BY i.mst_key").format(
+                    i=self.output.info.identifier, p=self.output.progress.identifier))
+                names = ["mst_key", "model_id", "compile_params", "fit_params", "status",
+                         "training_loss", "training_metric", "validation_loss",
+                         "validation_metric", "units_done"]
+                configs = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            conn.close()
+        stopped_units = sum(c["units_done"] for c in configs if c["status"] == tables.STOPPED)
+        active = sum(1 for c in configs if c["status"] != tables.STOPPED)
+        units_total = active * segments * total_iterations + stopped_units
+        return JobStatus(status, done, total_iterations, units_done, units_total, error, configs)
+
+    def running(self) -> bool:
+        if self.thread is not None:
+            return self.thread.is_alive()
+        return self.status().status == tables.RUNNING
+
+    def wait(self, timeout: float | None = None, poll_seconds: float = 1.0) -> JobStatus:
+        """Block until the job ends (or ``timeout``); re-raises a local driver's error."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+            if self.exception is not None:
+                raise self.exception
+            return self.status()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            current = self.status()
+            if current.status != tables.RUNNING:
+                return current
+            if deadline is not None and time.monotonic() > deadline:
+                return current
+            time.sleep(poll_seconds)
+
+    def stop(self, mst_key: int | None = None) -> None:
+        """Ask the driver to stop the whole job, or one configuration (the rest go on)."""
+        conn = connect(self.dsn)
+        try:
+            with conn.cursor() as cur:
+                if mst_key is None:
+                    cur.execute(sql.SQL("UPDATE {} SET stop_requested = true").format(
+                        self.output.summary.identifier))
+                else:
+                    cur.execute(sql.SQL(
+                        "UPDATE {} SET stop_requested = true WHERE mst_key = %s").format(
+                        self.output.info.identifier), (mst_key,))
+                    if cur.rowcount == 0:
+                        raise UsageError(f"job {self.output.model} has no mst_key {mst_key}")
+            conn.commit()
+        finally:
+            conn.close()
+
+
+def _set_job_status(dsn: str, output: tables.OutputTables, status: str,
+                    error: str | None) -> None:
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("UPDATE {} SET status = %s, error = %s, "
+                                "end_training_time = now()").format(
+                output.summary.identifier), (status, error))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+# --- planning ----------------------------------------------------------------------
+def _segments(cur, engine: engines.Engine, source: TableName,
+              validation: TableName | None) -> list[Segment]:
+    def counts(table: TableName | None) -> dict[int, int]:
+        if table is None:
+            return {}
+        cur.execute(sql.SQL("SELECT __dist_key__, count(*) FROM {} GROUP BY 1").format(
+            table.identifier))
+        return dict(cur.fetchall())
+
+    train, val = counts(source), counts(validation)
+    return [Segment(i, key, train.get(key, 0), val.get(key, 0))
+            for i, key in enumerate(engine.dist_keys)]
+
+
+def _new_plan(conn, dsn, output, source, mst_table, validation, num_iterations, frequency,
+              warm_start, name, description, use_caching, use_gpus, seed,
+              num_segments) -> JobPlan:
+    with conn.cursor() as cur:
+        summary = read_summary(cur, source)
+        dist_keys = tuple(summary["dist_keys"])
+        engine = engines.probe(conn, num_segments or len(dist_keys))
+        if engine.dist_keys != dist_keys:
+            raise UsageError(f"{source} was packed for segments {list(dist_keys)}, the "
+                             f"database has {list(engine.dist_keys)}: preprocess it again")
+        if validation is not None:
+            val_summary = read_summary(cur, validation)
+            if list(val_summary["class_values"]) != list(summary["class_values"]):
+                raise UsageError(f"{validation} has other class values than {source}")
+        if not table_exists(cur, mst_table):
+            raise UsageError(f"model selection table {mst_table} does not exist")
+        mst_summary = mst_table.with_suffix("_summary")
+        if not table_exists(cur, mst_summary):
+            raise UsageError(f"{mst_summary} does not exist: load the selection table with "
+                             "load_model_selection_table")
+        cur.execute(sql.SQL("SELECT model_arch_table FROM {}").format(mst_summary.identifier))
+        arch_table = table_name(cur.fetchone()[0])
+        cur.execute(sql.SQL(
+            "SELECT s.mst_key, s.model_id, s.compile_params, s.fit_params, a.model_arch::text, "
+            "a.model_weights FROM {} s LEFT JOIN {} a ON a.model_id = s.model_id "
+            "ORDER BY s.mst_key").format(mst_table.identifier, arch_table.identifier))
+        rows = cur.fetchall()
+        if not rows:
+            raise UsageError(f"{mst_table} holds no configurations")
+        image_shape = list(summary["image_shape"])
+        num_classes = int(summary["num_classes"])
+        for mst, model_id, compile_params, fit_params, arch, _ in rows:
+            if arch is None:
+                raise UsageError(f"mst_key {mst}: model_id {model_id} is not in {arch_table}")
+            cur.execute("SELECT gpdl.check_config(%s, %s, %s, %s, %s)",
+                        (arch, compile_params, fit_params, image_shape, num_classes))
+            problem = cur.fetchone()[0]
+            if problem:
+                raise UsageError(f"configuration mst_key {mst} (model_id {model_id}, "
+                                 f"{compile_params}; {fit_params}): {problem}")
+        previous = _previous_weights(cur, output) if warm_start else {}
+        if warm_start and not previous:
+            raise UsageError(f"warm_start: {output.model} holds no weights to start from")
+        if not warm_start and any(table_exists(cur, t) for t in output.all()):
+            raise UsageError(f"table {output.model} (or its _info/_summary/_progress) already "
+                             "exists; drop it or pass warm_start=True")
+        cur.execute(output.drop_sql())
+        for statement in output.create_sql(engine):
+            cur.execute(statement)
+        for mst, model_id, compile_params, fit_params, arch, initial in rows:
+            weights = previous.get(mst) or initial
+            if weights is None:
+                cur.execute("SELECT gpdl.init_weights(%s, %s, %s)",
+                            (arch, compile_params, seed * 7919 + mst))
+                weights = cur.fetchone()[0]
+            cur.execute(sql.SQL("INSERT INTO {} (mst_key, model_weights, model_arch) "
+                                "VALUES (%s, %s, %s)").format(output.model.identifier),
+                        (mst, weights, arch))
+            info = _model_info(cur, arch)
+            cur.execute(sql.SQL(
+                "INSERT INTO {} (mst_key, model_id, compile_params, fit_params, model_type, "
+                "model_size, metrics_elapsed_time, metrics_type, loss_type, training_metrics, "
+                "training_loss, validation_metrics, validation_loss, status, num_params) "
+                "VALUES (%s, %s, %s, %s, 'madlib_keras', %s, '{{}}', %s, %s, '{{}}', '{{}}', "
+                "'{{}}', '{{}}', %s, %s)").format(output.info.identifier),
+                (mst, model_id, compile_params, fit_params, len(weights) / 1024.0,
+                 _metrics_of(compile_params), _loss_of(compile_params), tables.TRAINING,
+                 info["num_params"]))
+        cur.execute(sql.SQL(
+            "INSERT INTO {} (source_table, validation_table, model, model_info, "
+            "dependent_varname, independent_varname, model_arch_table, model_selection_table, "
+            "num_iterations, metrics_compute_frequency, warm_start, name, description, "
+            "start_training_time, madlib_version, num_classes, class_values, "
+            "dependent_vartype, normalizing_const, metrics_iters, status, iterations_done, "
+            "seed, use_gpus, use_caching, num_segments, image_shape, stop_requested) VALUES "
+            "(%s, %s, %s, %s, 'y', 'x', %s, %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, "
+            "'text', %s, '{{}}', %s, 0, %s, %s, %s, %s, %s, false)").format(
+            output.summary.identifier),
+            (str(source), str(validation) if validation else None, str(output.model),
+             str(output.info), str(arch_table), str(mst_table), num_iterations, frequency,
+             warm_start, name, description, f"gpdl {gpdl_backend.__version__}",
+             num_classes, list(summary["class_values"]), float(summary["normalizing_const"]),
+             tables.RUNNING, seed, use_gpus, use_caching, engine.num_segments, image_shape))
+        plan = _plan_from_tables(cur, dsn, output, engine)
+    conn.commit()
+    return plan
+
+
+def _resumed_plan(conn, dsn: str, output: tables.OutputTables) -> JobPlan:
+    with conn.cursor() as cur:
+        if not table_exists(cur, output.summary):
+            raise UsageError(f"no training job {output.model} to resume")
+        cur.execute(sql.SQL("SELECT status, num_segments FROM {}").format(
+            output.summary.identifier))
+        status, segments = cur.fetchone()
+        if status == tables.FINISHED:
+            raise UsageError(f"job {output.model} already finished")
+        engine = engines.probe(conn, segments)
+        cur.execute(sql.SQL("UPDATE {} SET status = %s, stop_requested = false, error = NULL")
+                    .format(output.summary.identifier), (tables.RUNNING,))
+        plan = _plan_from_tables(cur, dsn, output, engine)
+    conn.commit()
+    return plan
+
+
+def _plan_from_tables(cur, dsn: str, output: tables.OutputTables,
+                      engine: engines.Engine) -> JobPlan:
+    """The plan as the tables record it: new jobs and resumed ones alike."""
+    cur.execute(sql.SQL(
+        "SELECT source_table, validation_table, num_iterations, metrics_compute_frequency, "
+        "num_classes, normalizing_const, seed, use_gpus, use_caching, iterations_done "
+        "FROM {}").format(output.summary.identifier))
+    (source_name, validation_name, num_iterations, frequency, num_classes, norm, seed,
+     use_gpus, use_caching, done) = cur.fetchone()
+    source = table_name(source_name)
+    validation = table_name(validation_name) if validation_name else None
+    cur.execute(sql.SQL("SELECT mst_key, compile_params, fit_params, status FROM {} "
+                        "ORDER BY mst_key").format(output.info.identifier))
+    rows = cur.fetchall()
+    configs = [Config(mst, compile_params, fit) for mst, compile_params, fit, _ in rows]
+    stopped = [mst for mst, _, _, status in rows if status == tables.STOPPED]
+    cur.execute(sql.SQL("SELECT mst_key, segment FROM {} WHERE iteration = %s").format(
+        output.progress.identifier), (done,))
+    completed = [Unit(done, mst, segment) for mst, segment in cur.fetchall()]
+    cur.execute("SELECT %s::regclass::oid, %s::regclass::oid",
+                (source.identifier.as_string(cur),
+                 validation.identifier.as_string(cur) if validation else None))
+    source_oid, validation_oid = cur.fetchone()
+    return JobPlan(
+        dsn=dsn, output=output, source=source, validation=validation, source_oid=source_oid,
+        validation_oid=validation_oid, configs=configs,
+        segments=_segments(cur, engine, source, validation), num_iterations=num_iterations,
+        metrics_compute_frequency=frequency, num_classes=num_classes,
+        normalizing_const=float(norm), seed=int(seed),
+        threads=engines.threads_per_segment(cur, engine), use_gpus=use_gpus,
+        use_caching=use_caching, start_iteration=done, completed=completed, stopped=stopped)
+
+
+def _previous_weights(cur, output: tables.OutputTables) -> dict[int, bytes]:
+    if not table_exists(cur, output.model):
+        return {}
+    cur.execute(sql.SQL("SELECT mst_key, model_weights FROM {}").format(
+        output.model.identifier))
+    return {mst: bytes(w) for mst, w in cur.fetchall() if w is not None}
+
+
+def _model_info(cur, arch: str) -> dict:
+    cur.execute("SELECT gpdl.model_info(%s)", (arch,))
+    value = cur.fetchone()[0]
+    return value if isinstance(value, dict) else json.loads(value)
+
+
+def _metrics_of(compile_params: str) -> list[str]:
+    from gpdl_backend.selection import parse_compile_params
+
+    return list(parse_compile_params(compile_params).metrics)
+
+
+def _loss_of(compile_params: str) -> str:
+    from gpdl_backend.selection import parse_compile_params
+
+    return parse_compile_params(compile_params).loss

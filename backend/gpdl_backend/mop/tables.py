@@ -1,0 +1,102 @@
+"""The training output tables (MADlib's ``fit_multiple_model`` layout, plus progress).
+
+- ``<out>``: ``mst_key, model_weights, model_arch`` (+ ``optimizer_state``)
+- ``<out>_info``: per configuration, loss/metric arrays per evaluated iteration
+- ``<out>_summary``: inputs, class values, times, ``metrics_iters``, job status
+- ``<out>_progress``: one row per completed unit (hop), committed with its weights
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg2 import sql
+
+from gpdl_backend.client import TableName
+from gpdl_backend.engine import Engine
+
+INFO = "_info"
+SUMMARY = "_summary"
+PROGRESS = "_progress"
+
+# Job and configuration statuses kept in the tables.
+RUNNING = "running"
+FINISHED = "finished"
+STOPPED = "stopped"
+FAILED = "failed"
+PENDING = "pending"
+TRAINING = "training"
+
+SUMMARY_COLUMNS = (
+    ("source_table", "text"), ("validation_table", "text"), ("model", "text"),
+    ("model_info", "text"), ("dependent_varname", "text"), ("independent_varname", "text"),
+    ("model_arch_table", "text"), ("model_selection_table", "text"), ("object_table", "text"),
+    ("num_iterations", "integer"), ("metrics_compute_frequency", "integer"),
+    ("warm_start", "boolean"), ("name", "text"), ("description", "text"),
+    ("start_training_time", "timestamptz"), ("end_training_time", "timestamptz"),
+    ("madlib_version", "text"), ("num_classes", "integer"), ("class_values", "text[]"),
+    ("dependent_vartype", "text"), ("normalizing_const", "real"),
+    ("metrics_iters", "integer[]"),
+    # gpdl's own columns: what resume and the widgets need.
+    ("status", "text"), ("iterations_done", "integer"), ("seed", "bigint"),
+    ("use_gpus", "boolean"), ("use_caching", "boolean"), ("num_segments", "integer"),
+    ("image_shape", "integer[]"), ("stop_requested", "boolean"), ("error", "text"),
+)
+
+
+@dataclass(frozen=True)
+class OutputTables:
+    """The four tables of one training job, from its output name."""
+
+    model: TableName
+
+    @property
+    def info(self) -> TableName:
+        return self.model.with_suffix(INFO)
+
+    @property
+    def summary(self) -> TableName:
+        return self.model.with_suffix(SUMMARY)
+
+    @property
+    def progress(self) -> TableName:
+        return self.model.with_suffix(PROGRESS)
+
+    def all(self) -> list[TableName]:
+        return [self.model, self.info, self.summary, self.progress]
+
+    def create_sql(self, engine: Engine) -> list[sql.Composable]:
+        """CREATE TABLE statements for the four tables."""
+        by_mst = sql.SQL(" DISTRIBUTED BY (mst_key)") if engine.is_greenplum else sql.SQL("")
+        summary_columns = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+            for name, kind in SUMMARY_COLUMNS)
+        return [
+            sql.SQL("CREATE TABLE {} (mst_key integer PRIMARY KEY, model_weights bytea, "
+                    "model_arch json, optimizer_state bytea){}").format(
+                self.model.identifier, by_mst),
+            sql.SQL(
+                "CREATE TABLE {} (mst_key integer PRIMARY KEY, model_id integer, "
+                "compile_params text, fit_params text, model_type text, model_size "
+                "double precision, metrics_elapsed_time double precision[], metrics_type "
+                "text[], loss_type text, training_metrics_final double precision, "
+                "training_loss_final double precision, training_metrics double precision[], "
+                "training_loss double precision[], validation_metrics_final double precision, "
+                "validation_loss_final double precision, validation_metrics double "
+                "precision[], validation_loss double precision[], status text, "
+                "stop_requested boolean NOT NULL DEFAULT false, num_params bigint){}"
+            ).format(self.info.identifier, by_mst),
+            sql.SQL("CREATE TABLE {} ({}){}").format(
+                self.summary.identifier, summary_columns, engine.distributed_replicated()),
+            sql.SQL(
+                "CREATE TABLE {} (iteration integer NOT NULL, mst_key integer NOT NULL, "
+                "segment integer NOT NULL, loss double precision, metric double precision, "
+                "images integer, seconds double precision, "
+                "finished_at timestamptz NOT NULL DEFAULT clock_timestamp(), "
+                "PRIMARY KEY (iteration, mst_key, segment)){}"
+            ).format(self.progress.identifier, by_mst),
+        ]
+
+    def drop_sql(self) -> sql.Composable:
+        return sql.SQL("DROP TABLE IF EXISTS {}").format(
+            sql.SQL(", ").join(t.identifier for t in self.all()))
