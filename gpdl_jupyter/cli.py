@@ -175,6 +175,66 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_job(status) -> None:
+    print(f"{status.status}: iteration {status.iterations_done}/{status.num_iterations}, "
+          f"{status.units_done}/{status.units_total} units")
+    for config in status.configs:
+        metric = config["validation_metric"] if config["validation_metric"] is not None \
+            else config["training_metric"]
+        shown = f"{metric:.4f}" if metric is not None else "-"
+        print(f"  mst {config['mst_key']:>3}  {config['status']:<9} metric {shown}  "
+              f"{config['compile_params']}; {config['fit_params']}")
+
+
+def _training_bar(desc: str):
+    bar, update = _progress_bar("unit", desc)
+
+    def listener(event) -> None:
+        if event.kind == "unit":
+            update(event.units_done, event.units_total)
+        elif event.kind in ("iteration", "retry"):
+            bar.write(event.detail)
+
+    return bar, listener
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from gpdl_backend.mop.job import fit_multiple_model
+
+    bar, listener = _training_bar(f"training {args.output}")
+    with bar:
+        job = fit_multiple_model(
+            _dsn(args), args.source, args.output, args.mst_table, args.iterations,
+            use_gpus=args.use_gpus, validation_table=args.validation,
+            metrics_compute_frequency=args.metrics_frequency, warm_start=args.warm_start,
+            name=args.name, description=args.description, use_caching=not args.no_caching,
+            seed=args.seed, listener=listener)
+    _print_job(job.status())
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from gpdl_backend.mop.job import resume
+
+    bar, listener = _training_bar(f"resuming {args.output}")
+    with bar:
+        job = resume(_dsn(args), args.output, listener=listener)
+    _print_job(job.status())
+    return 0
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    from gpdl_backend.mop.job import TrainingJob
+
+    job = TrainingJob.attach(_dsn(args), args.output)
+    if args.command == "stop":
+        job.stop(args.mst_key)
+        print("stop requested" + (f" for mst {args.mst_key}" if args.mst_key else ""))
+    else:
+        _print_job(job.status())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gpdl_jupyter.demo import run_demo
 
@@ -254,6 +314,35 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--seed", type=int, default=0)
     pre.add_argument("--if-exists", default="fail", choices=["fail", "replace"])
     pre.set_defaults(handler=cmd_preprocess)
+
+    fit = sub.add_parser("fit", parents=[common],
+                         help="train every configuration with model hopper parallelism")
+    fit.add_argument("source", help="packed training table")
+    fit.add_argument("output", help="model output table")
+    fit.add_argument("mst_table", help="model selection table")
+    fit.add_argument("--iterations", type=int, default=10)
+    fit.add_argument("--validation", help="packed validation table")
+    fit.add_argument("--metrics-frequency", type=int, help="evaluate every N iterations")
+    fit.add_argument("--use-gpus", action="store_true")
+    fit.add_argument("--warm-start", action="store_true")
+    fit.add_argument("--no-caching", action="store_true")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--name")
+    fit.add_argument("--description")
+    fit.add_argument("--dsn")
+    fit.set_defaults(handler=cmd_fit)
+
+    res = sub.add_parser("resume", parents=[common], help="continue a training job")
+    res.add_argument("output")
+    res.add_argument("--dsn")
+    res.set_defaults(handler=cmd_resume)
+
+    for name, text in (("status", "show a training job"), ("stop", "stop a training job")):
+        job = sub.add_parser(name, parents=[common], help=text)
+        job.add_argument("output")
+        job.add_argument("--mst-key", type=int, help="stop one configuration only")
+        job.add_argument("--dsn")
+        job.set_defaults(handler=cmd_job)
 
     demo = sub.add_parser("demo", parents=[common], help="the end-to-end demo on the embedded database")
     demo.add_argument("--data-dir", help="where to write the image files")

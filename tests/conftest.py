@@ -6,7 +6,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,20 @@ def shared_tmp() -> Iterator[Path]:
     path = readable_dir("gpdl-test-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def shared_tmp_factory() -> Iterator[Callable[[str], Path]]:
+    """Makes readable temp dirs for module- or session-scoped image files."""
+    made: list[Path] = []
+
+    def make(prefix: str = "gpdl-test-") -> Path:
+        made.append(readable_dir(prefix))
+        return made[-1]
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from psycopg2 import sql
 
 from gpdl_backend import errors
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_IDENTIFIER = 63
 # Suffixes gpdl appends to a user's table name (errors, summaries, ...).
 LONGEST_SUFFIX = len("_progress")
@@ -60,7 +60,7 @@ def table_name(text: str) -> TableName:
         UsageError: the name is unsafe or too long.
     """
     parts = text.split(".") if isinstance(text, str) else []
-    if not 1 <= len(parts) <= 2 or not all(_NAME.match(p) for p in parts):
+    if not 1 <= len(parts) <= 2 or not all(_NAME.fullmatch(p) for p in parts):
         raise errors.UsageError(
             f"unsafe table name {text!r}: use letters, digits and underscores, "
             "optionally schema-qualified (schema.table)"
