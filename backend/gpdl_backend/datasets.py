@@ -29,9 +29,10 @@ import os
 import shutil
 import subprocess
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -285,7 +286,7 @@ def write_fashion_mnist(
     tasks = [
         (str(out / split), split, images[chunk], labels[chunk], chunk)
         for split, (images, labels, indices) in selected.items()
-        for chunk in _chunks(indices, processes)
+        for chunk in _chunks(indices, labels[indices], processes)
     ]
     total = sum(len(indices) for _, _, indices in selected.values())
     _run(_write_fashion_chunk, tasks, total, progress, processes)
@@ -402,7 +403,8 @@ def write_synthetic_images(
     for directory in class_dirs:
         directory.mkdir(parents=True, exist_ok=True)
     spec = (str(out), width, height, mode, num_classes, seed, image_format)
-    tasks = [(spec, int(c[0]), int(c[-1]) + 1) for c in _chunks(np.arange(count), processes)]
+    indices = np.arange(count)
+    tasks = [(spec, chunk) for chunk in _chunks(indices, indices % num_classes, processes)]
     _run(_write_synthetic_chunk, tasks, count, progress, processes)
     _finish(out, params, {"all": count})
     return count
@@ -425,18 +427,24 @@ def _class_dirs(out: Path, num_classes: int) -> list[Path]:
     return [out / f"class_{k:0{digits}d}" for k in range(num_classes)]
 
 
-def _synthetic_image(
-    index: int, width: int, height: int, mode: str, num_classes: int, seed: int
-) -> np.ndarray:
-    """Pixels of synthetic image ``index``: its class's stripes, colour and noise."""
-    rng = np.random.default_rng([seed, index])
-    label = index % num_classes
+def _class_pattern(
+    label: int, width: int, height: int, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class ``label``'s stripe angles (radians per pixel, height x width) and colour."""
     angle = np.pi * label / num_classes
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    scale = 3.0 / max(width, height)  # about three stripes across the image
-    wave = xs * np.cos(angle) + ys * np.sin(angle)
-    stripes = 0.5 + 0.5 * np.sin(2 * np.pi * scale * wave + rng.uniform(0, 2 * np.pi))
+    cycles = 3.0 / max(width, height)  # about three stripes across the image
+    wave = 2 * np.pi * cycles * (xs * np.cos(angle) + ys * np.sin(angle))
     colour = np.array(colorsys.hsv_to_rgb(label / num_classes, 0.8, 1.0), dtype=np.float32)
+    return wave, colour
+
+
+def _synthetic_image(
+    index: int, seed: int, wave: np.ndarray, colour: np.ndarray, mode: str
+) -> np.ndarray:
+    """Pixels of one image: its class's stripes and colour, random phase and noise."""
+    rng = np.random.default_rng([seed, index])
+    stripes = 0.5 + 0.5 * np.sin(wave + rng.uniform(0, 2 * np.pi))
     pixels = 0.1 + stripes[..., None] * (colour * rng.uniform(0.8, 0.95))
     pixels += rng.normal(0.0, 0.08, size=pixels.shape)
     if mode == "L":
@@ -444,16 +452,20 @@ def _synthetic_image(
     return np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _write_synthetic_chunk(spec: tuple[Any, ...], start: int, stop: int) -> int:
-    """Write synthetic images ``start`` to ``stop - 1``; return how many."""
+def _write_synthetic_chunk(spec: tuple[Any, ...], indices: np.ndarray) -> int:
+    """Write the synthetic images ``indices`` (all of one class); return how many."""
     out, width, height, mode, num_classes, seed, image_format = spec
     pil_format, suffix = _IMAGE_FORMATS[image_format]
     class_dirs = _class_dirs(Path(out), num_classes)
-    for index in range(start, stop):
-        pixels = _synthetic_image(index, width, height, mode, num_classes, seed)
-        path = class_dirs[index % num_classes] / f"img_{index:06d}{suffix}"
+    patterns: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for index in indices.tolist():
+        label = index % num_classes
+        if label not in patterns:
+            patterns[label] = _class_pattern(label, width, height, num_classes)
+        pixels = _synthetic_image(index, seed, *patterns[label], mode)
+        path = class_dirs[label] / f"img_{index:06d}{suffix}"
         Image.fromarray(pixels, mode).save(path, format=pil_format)
-    return stop - start
+    return len(indices)
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -513,11 +525,20 @@ def _workers(processes: int | None) -> int:
     return processes
 
 
-def _chunks(indices: np.ndarray, processes: int | None) -> Iterator[np.ndarray]:
-    """Split ``indices`` into chunks of 250-2000, about 8 per worker."""
+def _chunks(indices: np.ndarray, labels: np.ndarray, processes: int | None) -> list[np.ndarray]:
+    """Split ``indices`` into chunks of one class each, the classes taken in turn.
+
+    A chunk writes into one class folder and the next chunks into others, so
+    that workers seldom create files in the same directory at once (the
+    file system serialises that). Chunks hold 250 to 2000 images, about 8 per
+    worker, or a whole class when it is smaller.
+    """
     per_chunk = min(2000, max(250, -(-len(indices) // (8 * _workers(processes)))))
-    for start in range(0, len(indices), per_chunk):
-        yield indices[start : start + per_chunk]
+    per_class = [
+        [members[start : start + per_chunk] for start in range(0, len(members), per_chunk)]
+        for members in (indices[labels == label] for label in np.unique(labels))
+    ]
+    return [chunk for turn in zip_longest(*per_class) for chunk in turn if chunk is not None]
 
 
 def _run(

@@ -13,6 +13,7 @@ client driver.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import OrderedDict
 from typing import Any
@@ -66,10 +67,9 @@ def _quiet_gpus() -> None:
     import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):
-        try:
+        # RuntimeError: TensorFlow already initialized its devices in this backend.
+        with contextlib.suppress(RuntimeError):
             tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            pass  # TensorFlow already initialized its devices in this backend
 
 
 def select_classes(

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from gpdl_backend import datasets
 from gpdl_backend.datasets import (
     FASHION_MNIST_CLASSES,
@@ -20,7 +22,6 @@ from gpdl_backend.datasets import (
     write_synthetic_images,
 )
 from gpdl_backend.errors import UsageError
-from PIL import Image
 
 _IDX_CODES = {np.dtype("uint8"): 0x08, np.dtype("int32"): 0x0C, np.dtype("float32"): 0x0D}
 

@@ -112,3 +112,48 @@ return worker.evaluate_unit(
     compile_params, weights, num_classes, normalizing_const, threads, use_gpus,
     segment, use_caching)
 $$ LANGUAGE plpython3u VOLATILE;
+
+-- ---------------------------------------------------------------- prediction
+CREATE FUNCTION gpdl.predict_rows(
+    ids text[], x bytea, dims integer[], model_arch json, weights bytea,
+    compile_params text, normalizing_const real, class_values text[], pred_type text,
+    k integer, threshold double precision
+) RETURNS TABLE (
+    id text, class_name text, class_value integer, prob double precision, rank integer
+) AS $$
+#PRELUDE
+from gpdl_backend import predict_server
+return predict_server.predict_rows(
+    GD, ids, x, dims, model_arch, weights, compile_params, normalizing_const,
+    class_values, pred_type, k, threshold)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.predict_image(
+    model_table text, mst_key integer, image bytea, k integer DEFAULT 3
+) RETURNS TABLE (class_name text, class_value integer, prob double precision, rank integer)
+AS $$
+#PRELUDE
+from gpdl_backend import predict_server
+return predict_server.predict_image(plpy, GD, model_table, mst_key, image, k)
+$$ LANGUAGE plpython3u VOLATILE;
+
+-- ---------------------------------------------------------------- GPUs
+CREATE FUNCTION gpdl.gpu_configuration() RETURNS TABLE (
+    host text, device integer, name text, memory_total_mb double precision, driver text
+) AS $$
+#PRELUDE
+from gpdl_backend import gpu
+return gpu.gpu_configuration(GD)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.gpu_usage() RETURNS TABLE (
+    host text, kind text, device text, utilization double precision,
+    memory_used_mb double precision, memory_total_mb double precision, pids integer[],
+    sessions text[]
+) AS $$
+#PRELUDE
+from gpdl_backend import gpu
+_sessions = plpy.execute(
+    "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'gpdl:%'")
+return gpu.gpu_usage(GD, [(r["pid"], r["application_name"]) for r in _sessions])
+$$ LANGUAGE plpython3u VOLATILE;
