@@ -1,0 +1,35 @@
+"""gpdl for Jupyter: the ``%gpdl`` magics, the Python API and the widgets.
+
+Example::
+
+    %load_ext gpdl_jupyter
+    %gpdl connect postgresql://gpdl@127.0.0.1:54329/gpdl
+
+or, in plain Python::
+
+    from gpdl_jupyter import api
+    api.load_images("/data/train", "train_images")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["load_ipython_extension", "unload_ipython_extension"]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%gpdl`` / ``%%gpdl`` and make ``GpdlMagic`` settable by ``%config``."""
+    from gpdl_jupyter.magics import GpdlMagic
+
+    ipython.register_magics(GpdlMagic(shell=ipython))
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Forget the ``GpdlMagic`` instance (``%unload_ext gpdl_jupyter``)."""
+    from gpdl_jupyter.magics import GpdlMagic
+
+    ipython.configurables[:] = [c for c in ipython.configurables
+                                if not isinstance(c, GpdlMagic)]
+    for kind in ("line", "cell"):
+        ipython.magics_manager.magics[kind].pop("gpdl", None)

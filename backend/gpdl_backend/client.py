@@ -84,13 +84,21 @@ _SERVER_ERROR = re.compile(r"^(?:gpdl_backend\.errors\.)?(UsageError|ImageDecode
 
 
 def server_error(error: psycopg2.Error) -> errors.GpdlError | None:
-    """The gpdl error a plpython function raised, recovered from a server error."""
-    message = error.diag.message_primary or str(error)
-    match = _SERVER_ERROR.match(message.strip())
-    if not match:
-        return None
-    cls = getattr(errors, match.group(1))
-    return cls(match.group(2).strip())
+    """The gpdl error a plpython function raised, recovered from a server error.
+
+    PL/Python puts the exception in the primary message, or, when it escapes
+    a set-returning function's iterator, in the detail ("error fetching next
+    item from iterator").
+    """
+    diag = getattr(error, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    detail = getattr(diag, "message_detail", None)
+    for message in (primary or str(error), detail):
+        match = _SERVER_ERROR.match(message.strip()) if message else None
+        if match:
+            cls = getattr(errors, match.group(1))
+            return cls(match.group(2).strip())
+    return None
 
 
 def raise_from_server(error: psycopg2.Error) -> NoReturn:

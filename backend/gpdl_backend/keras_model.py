@@ -45,11 +45,16 @@ def build_model(model_arch: str | dict) -> Any:
     except (TypeError, ValueError) as error:
         raise UsageError(f"model architecture is not valid JSON: {error}") from error
     try:
-        return keras.models.model_from_json(text)
+        model = keras.models.model_from_json(text)
     except Exception as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise UsageError(f"Keras cannot build this model: {type(error).__name__}: "
                          f"{message}") from error
+    if not isinstance(model, keras.Model):  # Keras hands plain JSON values back as they are
+        raise UsageError("Keras cannot build this model: the JSON describes a "
+                         f"{type(model).__name__}, not a Keras model (expected the output "
+                         "of model.to_json())")
+    return model
 
 
 def describe(model: Any) -> dict:

@@ -49,10 +49,12 @@ from gpdl_backend.errors import UsageError
 __all__ = [
     "ARCH_COLUMNS",
     "SELECTION_COLUMNS",
+    "add_model_to_selection",
     "delete_keras_model",
     "generate_model_configs",
     "load_keras_model",
     "load_model_selection_table",
+    "read_keras_model",
 ]
 
 ARCH_COLUMNS = ("model_id", "model_arch", "model_weights", "name", "description",
@@ -110,15 +112,15 @@ def load_keras_model(
     try:
         engine = engines.probe(conn)
         with conn.cursor() as cur:
-            info = _model_info(cur, text)
-            if model_weights is not None:
-                _check_weights_size(bytes(model_weights), info)
-            _ensure_arch_table(cur, engine, table)
+            _ensure_arch_table(cur, engine, table)  # undone with the rest on failure
             if model_id is not None:
                 cur.execute(sql.SQL("SELECT 1 FROM {} WHERE model_id = %s").format(
                     table.identifier), (model_id,))
                 if cur.fetchone():
                     raise UsageError(f"model_id {model_id} is already in {table}")
+            info = _model_info(cur, text)
+            if model_weights is not None:
+                _check_weights_size(bytes(model_weights), info)
             columns = [sql.Identifier(c) for c in ARCH_COLUMNS[1:]]
             values = [text, _binary(model_weights), name, description,
                       f"__gpdl_{secrets.token_hex(12)}__"]
@@ -272,6 +274,91 @@ def generate_model_configs(
         num_configs=num_configs, random_state=random_state)
     return _write_selection(dsn, model_arch_table, model_selection_table, configs,
                             object_table, if_exists)
+
+
+def read_keras_model(dsn: str, model_arch_table: str, model_id: int) -> dict[str, Any]:
+    """One architecture of a model architecture table.
+
+    Returns:
+        ``{"model_id", "model_arch" (JSON text), "name", "description",
+        "has_weights"}``.
+
+    Raises:
+        UsageError: the table is missing or not an architecture table, or has
+            no such ``model_id``.
+
+    Example:
+        >>> read_keras_model(dsn, "model_arch_library", 1)["name"]
+        'cnn'
+    """
+    table = table_name(model_arch_table)
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            _check_arch_table(cur, table)
+            cur.execute(sql.SQL(
+                "SELECT model_id, model_arch::text, name, description, "
+                "model_weights IS NOT NULL FROM {} WHERE model_id = %s").format(
+                table.identifier), (model_id,))
+            row = cur.fetchone()
+    except psycopg2.Error as error:
+        raise_from_server(error)
+    finally:
+        conn.close()
+    if row is None:
+        raise UsageError(f"model_id {model_id} is not in {table}")
+    return dict(zip(("model_id", "model_arch", "name", "description", "has_weights"), row,
+                    strict=True))
+
+
+def add_model_to_selection(dsn: str, model_selection_table: str,
+                           model_id: int) -> list[selection.ModelConfig]:
+    """Add one architecture with every (compile, fit) pair already in a selection table.
+
+    The new rows get the next ``mst_key`` values; pairs the table already has
+    for this ``model_id`` are not added again. The architecture must be in the
+    table's architecture table (named in ``<table>_summary``).
+
+    Args:
+        dsn: where the database is.
+        model_selection_table: an existing model selection table.
+        model_id: the architecture to add.
+
+    Returns:
+        The configurations added (none when all were there).
+
+    Raises:
+        UsageError: the table or its summary is missing or empty, or the
+            architecture table has no such ``model_id``.
+
+    Example:
+        >>> [c.mst_key for c in add_model_to_selection(dsn, "mst_table", 3)]
+        [9, 10, 11, 12]
+    """
+    target = table_name(model_selection_table)
+    summary = target.with_suffix("_summary")
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            for table in (target, summary):
+                if not table_exists(cur, table):
+                    raise UsageError(f"model selection table {table} does not exist")
+            cur.execute(sql.SQL("SELECT model_arch_table, object_table FROM {} LIMIT 1").format(
+                summary.identifier))
+            recorded = cur.fetchone()
+            cur.execute(sql.SQL(
+                "SELECT compile_params, fit_params FROM {} GROUP BY compile_params, fit_params "
+                "ORDER BY min(mst_key)").format(target.identifier))
+            pairs = cur.fetchall()
+    except psycopg2.Error as error:
+        raise_from_server(error)
+    finally:
+        conn.close()
+    if recorded is None or not pairs:
+        raise UsageError(f"{target} holds no configurations to copy")
+    configs = [selection.ModelConfig(i, model_id, compile_params, fit_params)
+               for i, (compile_params, fit_params) in enumerate(pairs, start=1)]
+    return _write_selection(dsn, recorded[0], str(target), configs, recorded[1], "append")
 
 
 # ------------------------------------------------------------------------ internals

@@ -10,6 +10,7 @@ costs only the units in flight, which the scheduler hands out again.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -112,20 +113,16 @@ class _Session:
 
     def drop(self) -> None:
         if self.conn is not None:
-            try:
+            with contextlib.suppress(psycopg2.Error):
                 self.conn.close()
-            except psycopg2.Error:
-                pass
         self.conn = None
         self.warm.clear()
 
     def cancel(self) -> None:
         conn = self.conn
         if conn is not None and not conn.closed:
-            try:
+            with contextlib.suppress(psycopg2.Error):
                 conn.cancel()
-            except psycopg2.Error:
-                pass
 
 
 def application_name(output: tables.OutputTables, segment: int) -> str:
@@ -244,7 +241,14 @@ class Driver:
         metrics: dict[int, dict[str, tuple[float, float | None]]] = {}
         if due:
             metrics = self._evaluate(list(scheduler.active_configs))
-        self._commit_iteration(iteration, metrics, scheduler)
+        for attempt in range(1, MAX_UNIT_ATTEMPTS + 1):
+            try:
+                self._commit_iteration(iteration, metrics, scheduler)
+                break
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+                self.control.drop()  # server restarted or connection lost: reconnect
+                if attempt == MAX_UNIT_ATTEMPTS:
+                    raise FatalError(f"cannot record iteration {iteration}: {error}") from error
         scheduler.advance()
         self.listener(Event("iteration", self.units_done, 0, scheduler.iteration,
                             f"iteration {iteration} of {plan.num_iterations}"))
@@ -261,22 +265,30 @@ class Driver:
                     self.inbox[segment.index].put(("evaluate", (mst, segment.index, target)))
                     expected += 1
         sums: dict[tuple[int, str], list[float]] = {}
+        attempts: dict[tuple[int, int, str], int] = {}
+        no_metric: set[int] = set()
         while expected:
-            (mst, segment, target), result = self.results.get()
+            task, result = self.results.get()
             if isinstance(result, BaseException):
-                if isinstance(result, UnitFailedError) and result.retryable:
-                    self.inbox[segment].put(("evaluate", (mst, segment, target)))
+                attempts[task] = attempts.get(task, 0) + 1
+                if isinstance(result, UnitFailedError) and result.retryable and \
+                        attempts[task] < MAX_UNIT_ATTEMPTS:
+                    self.inbox[task[1]].put(("evaluate", task))
                     continue
                 raise result
+            mst, _, target = task
             expected -= 1
             loss, metric, images = result
             acc = sums.setdefault((mst, target), [0.0, 0.0, 0.0])
             acc[0] += loss * images
             acc[1] += (metric or 0.0) * images
             acc[2] += images
+            if metric is None and images:
+                no_metric.add(mst)  # compiled without a metric: NULL, not 0
         out: dict[int, dict[str, tuple[float, float | None]]] = {}
         for (mst, target), (loss, metric, images) in sums.items():
-            out.setdefault(mst, {})[target] = (loss / images, metric / images)
+            out.setdefault(mst, {})[target] = (
+                loss / images, None if mst in no_metric else metric / images)
         return out
 
     def _commit_iteration(self, iteration: int, metrics: dict, scheduler: MopScheduler) -> None:
@@ -285,6 +297,10 @@ class Driver:
         conn = self.control.connection()
         with conn.cursor() as cur:
             cur.execute("BEGIN")
+            cur.execute(sql.SQL("SELECT iterations_done FROM {}").format(out.summary.identifier))
+            if cur.fetchone()[0] >= iteration:  # an earlier attempt committed, its reply lost
+                cur.execute("ROLLBACK")
+                return
             for mst, values in metrics.items():
                 t_loss, t_metric = values["train"]
                 v_loss, v_metric = values.get("validation", (None, None))

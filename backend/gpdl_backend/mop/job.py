@@ -9,11 +9,13 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
 import psycopg2
 from psycopg2 import sql
 
@@ -161,10 +163,8 @@ class TrainingJob:
             _set_job_status(plan.dsn, plan.output, status, None)
         except BaseException as error:  # recorded in the summary, re-raised by wait()
             self.exception = error
-            try:
+            with contextlib.suppress(GpdlError):
                 _set_job_status(plan.dsn, plan.output, tables.FAILED, str(error))
-            except GpdlError:
-                pass
 
     def status(self) -> JobStatus:
         """Read the job's state from its tables."""
@@ -282,6 +282,8 @@ def _new_plan(conn, dsn, output, source, mst_table, validation, num_iterations, 
                 raise UsageError(f"{validation} has other class values than {source}")
         if not table_exists(cur, mst_table):
             raise UsageError(f"model selection table {mst_table} does not exist")
+        if use_gpus:
+            _check_gpus(cur, engine)
         mst_summary = mst_table.with_suffix("_summary")
         if not table_exists(cur, mst_summary):
             raise UsageError(f"{mst_summary} does not exist: load the selection table with "
@@ -352,6 +354,21 @@ def _new_plan(conn, dsn, output, source, mst_table, validation, num_iterations, 
         plan = _plan_from_tables(cur, dsn, output, engine)
     conn.commit()
     return plan
+
+
+def _check_gpus(cur, engine: engines.Engine) -> None:
+    """Refuse ``use_gpus`` before any table is made when a segment's host has no GPU.
+
+    Raises:
+        UsageError: naming the first segment (host) where TensorFlow sees no GPU.
+    """
+    cur.execute(engine.on_every_segment(sql.SQL("gpdl.server_info(true)")))
+    for segment, value in cur.fetchall():
+        info = value if isinstance(value, dict) else json.loads(value)
+        if not info.get("gpus"):
+            where = f"segment {segment} on host" if segment >= 0 else "host"
+            raise UsageError(f"use_gpus=True but {where} {info.get('host')} has no GPU "
+                             "visible to TensorFlow; train with use_gpus=False")
 
 
 def _resumed_plan(conn, dsn: str, output: tables.OutputTables) -> JobPlan:

@@ -14,6 +14,7 @@ architecture + compile parameters) across hops.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -88,10 +89,8 @@ def setup_tensorflow(GD: Any, threads: int, use_gpus: bool, segment: int) -> Non
         except RuntimeError:
             pass  # runtime already initialized with its devices
     elif gpus:
-        try:
+        with contextlib.suppress(RuntimeError):
             tf.config.set_visible_devices([], "GPU")
-        except RuntimeError:
-            pass
     GD["gpdl.tf_ready"] = True
 
 
@@ -219,8 +218,8 @@ def _last_metric(history: dict, params: selection.CompileParams) -> float | None
     names = [k for k in history if k != "loss" and not k.startswith("val_")]
     wanted = params.metrics[0]
     for name in names:
-        if name == wanted or name.endswith(wanted) or wanted in ("acc", "accuracy") and \
-                "accuracy" in name:
+        if name == wanted or name.endswith(wanted) or (
+                wanted in ("acc", "accuracy") and "accuracy" in name):
             return float(history[name][-1])
     return float(history[names[0]][-1]) if names else None
 

@@ -1,0 +1,297 @@
+"""Shared set-up of the benchmarks: a private embedded server, cached data sets, tables.
+
+Every benchmark starts its own embedded PostgreSQL server (a throwaway home
+under ``/tmp`` that the server's user can read, on a free port), so it never
+touches a developer's server. Image files are written once into a cache
+directory (``--data-dir``, default ``/tmp/gpdl-bench``) and reused by later runs.
+
+Example::
+
+    with private_server(segments=2) as dsn:
+        folder = fashion_mnist_dir(DEFAULT_DATA_DIR, ("train",), limit=2000)
+        load_and_pack(dsn, folder / "train", "train_images", "train_packed")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg2
+from psycopg2 import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "backend") not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT / "backend"))
+
+from gpdl_backend import selection  # noqa: E402
+from gpdl_backend.datasets import write_fashion_mnist  # noqa: E402
+from gpdl_backend.embedded import EmbeddedServer, free_port  # noqa: E402
+from gpdl_backend.images.loader import load_images  # noqa: E402
+from gpdl_backend.install import install  # noqa: E402
+from gpdl_backend.preprocess import training_preprocessor, validation_preprocessor  # noqa: E402
+
+try:
+    from gpdl_backend import model_tables
+except ImportError:  # older checkout: plain SQL below
+    model_tables = None
+
+DEFAULT_DATA_DIR = Path("/tmp/gpdl-bench")
+OUT_DIR = ROOT / "bench" / "out"
+_READABLE = stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+
+
+def say(message: str) -> None:
+    """Print a timestamped progress line at once."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class Stopwatch:
+    """Named wall-clock phases: ``with watch("load"): ...``; ``watch.seconds["load"]``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+def readable_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) readable by the database server's user."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(_READABLE)
+    return path
+
+
+@contextlib.contextmanager
+def private_server(segments: int = 2, keep: bool = False) -> Iterator[str]:
+    """Start a throwaway embedded server with gpdl installed; yields its DSN.
+
+    Args:
+        segments: virtual segments. Defaults to 2.
+        keep: leave the server running and its home in place (prints where).
+    """
+    home = Path(tempfile.mkdtemp(prefix="gpdl-bench-home-", dir="/tmp"))
+    home.chmod(_READABLE)
+    server = EmbeddedServer(home, free_port())
+    try:
+        dsn = server.start(quiet=True)
+        install(dsn, servers_dir=str(server.servers_dir), num_segments=segments)
+        say(f"embedded server on port {server.port}, {segments} segments, home {home}")
+        yield dsn
+    finally:
+        if keep:
+            say(f"kept the server running: GPDL_HOME={home}")
+        else:
+            server.stop()
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def fashion_mnist_dir(data_dir: Path, splits: Sequence[str], limit: int | None) -> Path:
+    """Fashion-MNIST PNGs (``<dir>/<split>/<class>/*.png``), written once into the cache."""
+    name = "fm-" + "-".join(splits) + (f"-{limit}" if limit else "-all")
+    out = readable_dir(data_dir) / name
+    started = time.perf_counter()
+    counts = write_fashion_mnist(out, splits=tuple(splits), limit=limit)
+    took = time.perf_counter() - started
+    if took > 1:
+        say(f"wrote Fashion-MNIST {counts} PNGs to {out} in {took:.0f} s")
+    for path in (out, *[out / s for s in splits]):
+        path.chmod(_READABLE)
+    return out
+
+
+def load_and_pack(dsn: str, folder: Path, images_table: str, packed_table: str,
+                  training_table: str | None = None, color_mode: str = "L",
+                  watch: Stopwatch | None = None) -> int:
+    """Load a class-folder tree into an image table and pack it; returns images packed.
+
+    ``training_table`` given: pack as validation data of that packed table.
+    """
+    watch = watch or Stopwatch()
+    with watch(f"load {images_table}"):
+        loaded = load_images(dsn, str(folder), images_table, color_mode=color_mode,
+                             if_exists="replace")
+    with watch(f"pack {packed_table}"):
+        if training_table is None:
+            packed = training_preprocessor(dsn, images_table, packed_table, if_exists="replace")
+        else:
+            packed = validation_preprocessor(dsn, images_table, packed_table, training_table,
+                                             if_exists="replace")
+    say(f"loaded {loaded.images} images into {images_table} "
+        f"({loaded.images_per_second:.0f} img/s), packed {packed.buffers} buffers "
+        f"into {packed_table}")
+    return packed.images
+
+
+def export_packed(dsn: str, table: str) -> tuple[np.ndarray, np.ndarray]:
+    """A packed table's pixels (uint8 N×H×W×C) and class indexes, read with psycopg2."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT x, y, x_shape FROM {} ORDER BY __dist_key__, buffer_id")
+                    .format(sql.Identifier(table)))
+        images, labels = [], []
+        for x, y, shape in cur.fetchall():
+            images.append(np.frombuffer(x, dtype=np.uint8).reshape(shape))
+            labels.append(np.frombuffer(y, dtype=">i2").astype(np.int64))
+    conn.close()
+    return np.concatenate(images), np.concatenate(labels)
+
+
+# --- architectures ----------------------------------------------------------------
+def cnn_json(shape: Sequence[int] = (28, 28, 1), classes: int = 10) -> str:
+    """Keras' classic MNIST CNN, slimmed: 2 conv + max-pool, dropout, dense (~225K params)."""
+    from gpdl_backend.keras_model import import_keras
+
+    keras = import_keras()
+    layers = keras.layers
+    return keras.Sequential([
+        keras.Input(tuple(shape)),
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Dropout(0.25),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(classes, activation="softmax"),
+    ], name="cnn").to_json()
+
+
+def vgg_json(shape: Sequence[int] = (28, 28, 1), classes: int = 10) -> str:
+    """A tiny 3-block VGG (conv-BN-conv-pool ×3 at 16/32/64 filters, ~120K params)."""
+    from gpdl_backend.keras_model import import_keras
+
+    keras = import_keras()
+    layers = keras.layers
+    stack: list[Any] = [keras.Input(tuple(shape))]
+    for filters in (16, 32, 64):
+        stack += [
+            layers.Conv2D(filters, 3, padding="same", activation="relu"),
+            layers.BatchNormalization(),
+            layers.Conv2D(filters, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+        ]
+    stack += [layers.Flatten(), layers.Dropout(0.3), layers.Dense(128, activation="relu"),
+              layers.Dense(classes, activation="softmax")]
+    return keras.Sequential(stack, name="vgg3").to_json()
+
+
+ARCHITECTURES = {"cnn": cnn_json, "vgg3": vgg_json}
+
+
+# --- model tables -------------------------------------------------------------------
+def load_architectures(dsn: str, table: str, archs: Mapping[str, str]) -> dict[str, int]:
+    """Put architectures (name -> Keras JSON) into a fresh model architecture table."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+    conn.close()
+    ids = {}
+    for name, arch in archs.items():
+        if model_tables is not None:
+            ids[name] = model_tables.load_keras_model(dsn, table, arch, name=name)
+            continue
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (model_id serial PRIMARY KEY, model_arch json, "
+                "model_weights bytea, name text, description text)").format(
+                sql.Identifier(table)))
+            cur.execute(sql.SQL("INSERT INTO {} (model_arch, name) VALUES (%s, %s) "
+                                "RETURNING model_id").format(sql.Identifier(table)),
+                        (arch, name))
+            ids[name] = cur.fetchone()[0]
+        conn.close()
+    return ids
+
+
+def generate_grid(dsn: str, arch_table: str, mst_table: str, model_ids: Sequence[int],
+                  compile_grid: Mapping[str, Any], fit_grid: Mapping[str, Any]
+                  ) -> list[selection.ModelConfig]:
+    """A fresh model selection table holding a grid search (``generate_model_configs``)."""
+    if model_tables is not None:
+        return model_tables.generate_model_configs(
+            dsn, arch_table, mst_table, model_ids, compile_grid, fit_grid, if_exists="replace")
+    configs = selection.generate_model_configs(model_ids, compile_grid, fit_grid)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        table, summary = sql.Identifier(mst_table), sql.Identifier(mst_table + "_summary")
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(table, summary))
+        cur.execute(sql.SQL("CREATE TABLE {} (mst_key serial PRIMARY KEY, model_id integer, "
+                            "compile_params text, fit_params text)").format(table))
+        cur.execute(sql.SQL("CREATE TABLE {} (model_arch_table text, object_table text)")
+                    .format(summary))
+        cur.execute(sql.SQL("INSERT INTO {} VALUES (%s, NULL)").format(summary), (arch_table,))
+        for config in configs:
+            cur.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s, %s, %s)").format(table),
+                        (config.mst_key, config.model_id, config.compile_params,
+                         config.fit_params))
+    conn.close()
+    return configs
+
+
+def read_configs(dsn: str, mst_table: str, arch_table: str) -> list[dict[str, Any]]:
+    """The selection table's rows with their architecture JSON and name."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL(
+            "SELECT s.mst_key, s.model_id, a.name, a.model_arch::text, s.compile_params, "
+            "s.fit_params FROM {} s JOIN {} a USING (model_id) ORDER BY s.mst_key").format(
+            sql.Identifier(mst_table), sql.Identifier(arch_table)))
+        names = ["mst_key", "model_id", "arch", "model_arch", "compile_params", "fit_params"]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    conn.close()
+    return rows
+
+
+def describe_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Short fields of a configuration: optimizer, learning rate, batch size, epochs."""
+    compile_params = selection.parse_compile_params(config["compile_params"])
+    fit = selection.parse_fit_params(config["fit_params"])
+    kwargs = dict(compile_params.optimizer_kwargs)
+    return {"opt": compile_params.optimizer,
+            "lr": kwargs.get("learning_rate", kwargs.get("lr")),
+            "bs": fit.batch_size, "epochs": fit.epochs}
+
+
+# --- output -------------------------------------------------------------------------
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A plain fixed-width table."""
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+        return "" if value is None else str(value)
+
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in text)) if text else len(h)
+              for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in text:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def write_result(name: str, result: Mapping[str, Any]) -> Path:
+    """Write ``bench/out/<name>-<timestamp>.json`` and return its path."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUT_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return path
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"cpus": os.cpu_count(), "loadavg_at_start": load}

@@ -1,0 +1,198 @@
+"""Top-k inference: pick a stored image or upload one, see the k most probable classes.
+
+Inference runs in the database (``gpdl_backend.predict.predict_image``); the
+client only encodes a stored image to PNG to show it and to send it.
+
+Example::
+
+    TopK(dsn, "models", image_table="test_images")          # best configuration, k=3
+    TopK(dsn, "models", mst_key=2, k=5).predict(open("shoe.png", "rb").read())
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from typing import Any
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+from traitlets import Int, List, TraitError, Unicode, observe, validate
+
+from gpdl_backend.errors import GpdlError, UsageError
+from gpdl_backend.images.samples import list_images, read_image, to_png
+from gpdl_backend.mop.progress import best_mst_key, read_progress
+from gpdl_backend.predict import predict_image
+
+from ._support import error_output, guarded, style_tag
+from .theme import Theme, config_colour, get_theme
+
+__all__ = ["TopK"]
+
+DISPLAY_SIZE = 192
+"""Small stored images are scaled up (nearest neighbour) to about this many pixels."""
+
+
+class TopK(widgets.VBox):
+    """An image and a bar chart of its ``k`` most probable classes.
+
+    Args:
+        dsn: where the database is.
+        model_table: a trained model table (``fit_multiple_model``'s output).
+        mst_key: the configuration. Defaults to None: the best by final
+            validation metric (else training metric) in ``<model_table>_info``.
+        k: classes shown. Defaults to 3.
+        image_table: an image table to choose stored images from. Defaults to
+            None (upload only).
+        images_listed: most stored images in the chooser. Defaults to 200.
+        theme: ``"notebook"``, ``"presentation"`` or a ``Theme``. Defaults to notebook.
+
+    Raises:
+        UsageError: no such model table or image table.
+    """
+
+    k = Int(3, help="classes shown")
+    mst_key = Int(help="the configuration that predicts")
+    image_name = Unicode("", help="the image shown")
+    predictions = List(help="the last prediction: class_name, class_value, prob, rank")
+    error = Unicode("", help="the last error shown")
+
+    def __init__(self, dsn: str, model_table: str, mst_key: int | None = None, k: int = 3,
+                 image_table: str | None = None, images_listed: int = 200,
+                 theme: Theme | str | None = None, **kwargs: Any) -> None:
+        self.dsn = dsn
+        self.model_table = model_table
+        self.image_table = image_table
+        self.theme = get_theme(theme)
+        self._lock = threading.RLock()
+        self._image: bytes | None = None
+        self._shown: tuple[str, bytes, str] = ("", b"", "")
+        chosen_best = mst_key is None
+        key = best_mst_key(dsn, model_table) if chosen_best else mst_key
+
+        self.header = widgets.HTML()
+        refs = list_images(dsn, image_table, images_listed) if image_table else []
+        self.image_dropdown = widgets.Dropdown(
+            description="Image", options=[("(choose a stored image)", None)] + [
+                (f"{r.name} ({r.label})" if r.label else r.name, r.fullpath) for r in refs],
+            layout=widgets.Layout(display=None if image_table else "none"))
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False,
+                                         description="Upload image")
+        self.image = widgets.Image(format="png", layout=widgets.Layout(
+            width=f"{DISPLAY_SIZE}px", min_width=f"{DISPLAY_SIZE}px", object_fit="contain"))
+        self.caption = widgets.HTML()
+        self.figure = go.FigureWidget(
+            data=[go.Bar(x=[], y=[], orientation="h", texttemplate="%{x:.1%}",
+                         textposition="auto", hovertemplate="%{y}: %{x:.2%}<extra></extra>")],
+            layout=self.theme.layout(
+                height=max(240, int(self.theme.height * 0.7)),
+                xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+                yaxis=dict(autorange="reversed"), margin=dict(l=140, r=20, t=60, b=50)))
+        self.errors = error_output()
+        super().__init__(children=[
+            style_tag(self.theme.css()), self.header,
+            widgets.HBox([self.image_dropdown, self.upload]),
+            widgets.HBox([widgets.VBox([self.image, self.caption]), self.figure]),
+            self.errors], **kwargs)
+        self.add_class(self.theme.css_class)
+        self.add_class("gpdl-topk")
+        self._chosen_best = chosen_best
+        self.k = k
+        self.mst_key = key
+        self.image_dropdown.observe(guarded(self.errors, self._set_error, self._image_chosen),
+                                    names="value")
+        self.upload.observe(guarded(self.errors, self._set_error, self._uploaded),
+                            names="value")
+
+    # --- public API -------------------------------------------------------------------
+    @property
+    def bars_count(self) -> int:
+        """Bars drawn (k once an image was classified, 0 before)."""
+        return len(self.figure.data[0].y or ())
+
+    def predict(self, image_bytes: bytes, name: str = "uploaded image") -> list[dict]:
+        """Classify a PNG/JPEG in the database, show it and its top-k bars.
+
+        Returns:
+            ``[{"class_name", "class_value", "prob", "rank"}, ...]``, best first.
+
+        Raises:
+            UsageError: a bad image, model or ``k``.
+            ImageDecodeError: the bytes are not an image.
+        """
+        return self._classify(bytes(image_bytes), name, bytes(image_bytes), html.escape(name))
+
+    def choose(self, fullpath: str) -> list[dict]:
+        """Classify a stored image of ``image_table`` (by its full path) and show it.
+
+        Raises:
+            UsageError: no image table was given, or it has no such image.
+        """
+        if not self.image_table:
+            raise UsageError("no image_table was given to choose from")
+        stored = read_image(self.dsn, self.image_table, fullpath)
+        label = html.escape(stored.ref.label) if stored.ref.label else "unknown"
+        return self._classify(to_png(stored.pixels), stored.ref.name,
+                              to_png(stored.pixels, min_size=DISPLAY_SIZE),
+                              f"{html.escape(stored.ref.name)}<br>true class: <b>{label}</b>")
+
+    # --- validation and observers --------------------------------------------------------
+    @validate("k")
+    def _check_k(self, proposal: dict) -> int:
+        if proposal["value"] < 1:
+            raise TraitError("k must be at least 1")
+        return proposal["value"]
+
+    @observe("k", "mst_key")
+    def _model_changed(self, change: dict) -> None:
+        if change["old"] == change["new"] or not hasattr(self, "header"):
+            return
+        self.header.value = self._header()
+        if self._image is not None:
+            guarded(self.errors, self._set_error,
+                    lambda: self._classify(self._image, *self._shown))()
+
+    def _image_chosen(self, change: dict) -> None:
+        if change["new"] is not None and change["new"] != change["old"]:
+            self.choose(change["new"])
+
+    def _uploaded(self, change: dict) -> None:
+        files = change["new"]
+        if files:
+            upload = files[0]
+            self.predict(bytes(upload["content"]), upload.get("name") or "uploaded image")
+
+    def _set_error(self, message: str) -> None:
+        if self.error != message:
+            self.error = message
+
+    # --- drawing -------------------------------------------------------------------------
+    def _header(self) -> str:
+        how = " (best by final metric)" if self._chosen_best else ""
+        return (f"<b>{html.escape(self.model_table)}</b> · configuration mst "
+                f"{self.mst_key}{how}{self._config_text()} · top {self.k}")
+
+    def _config_text(self) -> str:
+        try:
+            config = read_progress(self.dsn, self.model_table).config(self.mst_key)
+        except GpdlError:  # a plain model table without _info: the key alone is enough
+            return ""
+        return html.escape(" · " + " · ".join(config.label().split(" · ")[1:]))
+
+    def _classify(self, image: bytes, name: str, shown: bytes, caption: str) -> list[dict]:
+        rows = predict_image(self.dsn, self.model_table, self.mst_key, image, self.k)
+        with self._lock:
+            self._image, self._shown = image, (name, shown, caption)
+            if self.image_name != name:
+                self.image_name = name
+            self.predictions = [dict(r) for r in rows]
+            self.image.format = "jpeg" if shown[:3] == b"\xff\xd8\xff" else "png"
+            self.image.value = shown
+            self.caption.value = caption
+            with self.figure.batch_update():
+                bars = self.figure.data[0]
+                bars.y = [str(r["class_name"]) for r in rows]
+                bars.x = [float(r["prob"]) for r in rows]
+                bars.marker.color = config_colour(self.mst_key)
+                self.figure.layout.title.text = f"top {len(rows)}: {html.escape(name)}"
+        return rows

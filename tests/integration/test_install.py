@@ -1,0 +1,157 @@
+"""``gpdl install`` against the real server: idempotent, upgradable, configurable."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+from psycopg2.extensions import make_dsn, parse_dsn
+
+import gpdl_backend
+from gpdl_backend import engine as engines
+from gpdl_backend.errors import FatalError
+from gpdl_backend.install import default_site_paths, install
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def fresh_db(dsn: str) -> Iterator[str]:
+    """A new, empty database on the test server; dropped afterwards."""
+    name = f"gpdl_install_{secrets.token_hex(4)}"
+    admin = psycopg2.connect(dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")  # generated name, not user input
+    try:
+        yield make_dsn(dsn, dbname=name)
+    finally:
+        force = " WITH (FORCE)" if admin.server_version >= 130000 else ""
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE {name}{force}")
+        admin.close()
+
+
+def query(dsn: str, statement: str, params: tuple = ()) -> list[tuple]:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            rows = cur.fetchall()
+        conn.commit()
+        return rows
+    finally:
+        conn.close()
+
+
+def config(dsn: str) -> dict[str, str]:
+    return dict(query(dsn, "SELECT key, value FROM gpdl.config"))
+
+
+def functions(dsn: str) -> set[str]:
+    return {row[0] for row in query(
+        dsn, "SELECT p.proname || '(' || oidvectortypes(p.proargtypes) || ')' "
+             "FROM pg_proc p JOIN pg_namespace n "
+             "ON n.oid = p.pronamespace WHERE n.nspname = 'gpdl'")}
+
+
+def test_install_twice_is_idempotent(fresh_db: str) -> None:
+    first = install(fresh_db, servers_dir="/srv/gpdl-servers", num_segments=2)
+    assert first.previous_version is None
+    assert first.version == gpdl_backend.__version__
+    assert first.engine == "postgresql" and first.num_segments == 2
+    assert list(first.site_paths) == default_site_paths()
+    installed = functions(fresh_db)
+    assert {"version()", "read_images(text, integer, text, integer[], text, boolean, "
+            "integer, integer, boolean, integer)", "count_files(text, text)"} <= installed
+
+    second = install(fresh_db, servers_dir="/srv/gpdl-servers")
+    assert second.previous_version == first.version
+    assert second.version == first.version
+    assert second.num_segments == 2  # kept from the first install
+    assert functions(fresh_db) == installed
+    assert config(fresh_db) == {
+        "version": gpdl_backend.__version__, "num_segments": "2",
+        "site_paths": ":".join(default_site_paths()), "servers_dir": "/srv/gpdl-servers"}
+
+
+def test_installed_functions_work(fresh_db: str, shared_tmp) -> None:
+    install(fresh_db, num_segments=1)
+    assert query(fresh_db, "SELECT gpdl.version()") == [(gpdl_backend.__version__,)]
+    info = query(fresh_db, "SELECT gpdl.server_info(false)")[0][0]
+    info = json.loads(info) if isinstance(info, str) else info
+    assert info["gpdl_backend"] == gpdl_backend.__version__
+    assert info["cpu_count"] >= 1 and info["numpy"] and info["pillow"]
+    (shared_tmp / "a").mkdir()
+    (shared_tmp / "a" / "1.png").write_bytes(b"x")
+    (shared_tmp / "a" / "2.png").write_bytes(b"x")
+    assert query(fresh_db, "SELECT gpdl.count_files(%s)", (str(shared_tmp),)) == [(2,)]
+
+
+def test_upgrade_recreates_a_dropped_function(fresh_db: str) -> None:
+    install(fresh_db, num_segments=1)
+    conn = psycopg2.connect(fresh_db)
+    with conn.cursor() as cur:
+        cur.execute("DROP FUNCTION gpdl.count_files(text, text)")
+        cur.execute("CREATE TABLE gpdl.keep_me (x int)")
+        cur.execute("INSERT INTO gpdl.keep_me VALUES (7)")
+    conn.commit()
+    conn.close()
+    assert "count_files(text, text)" not in functions(fresh_db)
+    result = install(fresh_db)
+    assert result.previous_version == gpdl_backend.__version__
+    assert "count_files(text, text)" in functions(fresh_db)
+    assert query(fresh_db, "SELECT x FROM gpdl.keep_me") == [(7,)]  # tables are kept
+
+
+def test_an_old_signature_is_replaced(fresh_db: str) -> None:
+    install(fresh_db, num_segments=1)
+    conn = psycopg2.connect(fresh_db)
+    with conn.cursor() as cur:  # what an older gpdl might have left behind
+        cur.execute("CREATE FUNCTION gpdl.obsolete(x int) RETURNS int "
+                    "AS 'SELECT x' LANGUAGE sql")
+        cur.execute("UPDATE gpdl.config SET value = '0.0.1' WHERE key = 'version'")
+    conn.commit()
+    conn.close()
+    result = install(fresh_db)
+    assert result.previous_version == "0.0.1"
+    assert "obsolete(integer)" not in functions(fresh_db)
+
+
+def test_num_segments_config(fresh_db: str) -> None:
+    result = install(fresh_db, num_segments=3)
+    assert result.num_segments == 3 and config(fresh_db)["num_segments"] == "3"
+    conn = psycopg2.connect(fresh_db)
+    try:
+        assert engines.probe(conn).dist_keys == (0, 1, 2)
+        assert engines.probe(conn, num_segments=5).num_segments == 5
+    finally:
+        conn.close()
+    assert install(fresh_db).num_segments == 3  # kept
+    assert install(fresh_db, num_segments=1).num_segments == 1
+
+
+def test_default_segments_are_the_server_cpus(fresh_db: str) -> None:
+    result = install(fresh_db)
+    info = query(fresh_db, "SELECT gpdl.server_info(false)::json ->> 'cpu_count'")[0][0]
+    assert result.num_segments == int(info)
+
+
+def test_a_failed_install_keeps_the_previous_one(fresh_db: str) -> None:
+    install(fresh_db, num_segments=2)
+    before = functions(fresh_db)
+    with pytest.raises(FatalError, match="gpdl_backend"):
+        install(fresh_db, site_paths=["/nonexistent/site-packages"])
+    assert functions(fresh_db) == before
+    assert config(fresh_db)["site_paths"] == ":".join(default_site_paths())
+    assert query(fresh_db, "SELECT gpdl.version()") == [(gpdl_backend.__version__,)]
+
+
+def test_bad_dsn_is_a_clear_error(dsn: str) -> None:
+    params = parse_dsn(dsn)
+    params["password"] = "wrong"
+    with pytest.raises(FatalError, match="cannot connect"):
+        install(make_dsn(**params))
