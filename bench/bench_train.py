@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import re
+import resource
 import statistics
 import sys
 import threading
@@ -77,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"cache of written image files (default {common.DEFAULT_DATA_DIR})")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the segment backends during (a); needs py-spy")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds of (b) then (a), for a noisy machine. Defaults to 1")
     parser.add_argument("--keep-server", action="store_true")
     args = parser.parse_args(argv)
     args.images = args.images or (2000 if args.quick else 20000)
@@ -109,24 +112,34 @@ def keras_baseline(dsn: str, configs: list[dict], iterations: int, seed: int,
         fit = selection.parse_fit_params(config["fit_params"])
         targets = labels if params.sparse_labels else one_hot
         keras.utils.set_random_seed(seed)
+        cpu_started = _cpu_seconds()
         started = time.perf_counter()
         model = keras_model.build_model(config["model_arch"])
         model.compile(**selection.compile_kwargs(params))
         model.fit(x, targets, **{**selection.fit_kwargs(fit),
                                  "epochs": fit.epochs * iterations})
         trained = time.perf_counter()
+        cpu = _cpu_seconds() - cpu_started
         result = model.evaluate(x, targets, batch_size=1024, verbose=0, return_dict=True)
         evaluated = time.perf_counter()
         images = len(x) * fit.epochs * iterations
         per_config.append({"mst_key": config["mst_key"], "images": images,
                            "train_s": trained - started, "eval_s": evaluated - trained,
+                           "train_cpu_s": cpu,
                            "loss": result["loss"]})
         common.say(f"  (b) mst {config['mst_key']}: {images} images in "
                    f"{trained - started:.1f} s = {images / (trained - started):.0f} img/s")
     return {"import_s": import_s, "export_s": watch.seconds["export"],
             "configs": per_config, "images": sum(c["images"] for c in per_config),
             "train_s": sum(c["train_s"] for c in per_config),
-            "eval_s": sum(c["eval_s"] for c in per_config)}
+            "eval_s": sum(c["eval_s"] for c in per_config),
+            "train_cpu_s": sum(c["train_cpu_s"] for c in per_config)}
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process so far, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --- (a) gpdl MOP ---------------------------------------------------------------------
@@ -149,6 +162,7 @@ class JobClock:
         self.finished_at: float | None = None
         self.driver_started: float | None = None
         self._dsn, self._output = dsn, output
+        self.cpu = common.BackendCpu(dsn, output)
 
     def __call__(self, event: Any) -> None:
         now = time.time()
@@ -157,6 +171,7 @@ class JobClock:
                 self.driver_started = self._control_backend_start()
             config, segment = map(int, self._UNIT.search(event.detail).groups())
             self.units.append(_UnitDone(now, event.iteration, config, segment))
+            self.cpu.sample()
         elif event.kind == "iteration":
             self.iterations.append(now)
         elif event.kind == "finished":
@@ -201,23 +216,24 @@ def unit_durations(clock: JobClock, started: float) -> dict[tuple[int, int, int]
     return out
 
 
-def mop_run(dsn: str, configs: list[dict], iterations: int, seed: int,
+def mop_run(dsn: str, output: str, configs: list[dict], iterations: int, seed: int,
             profile: bool) -> dict:
     """``fit_multiple_model`` with an instrumented listener; timings from it and the tables."""
-    clock = JobClock(dsn, OUTPUT)
-    profiler = _Profiler(dsn, OUTPUT) if profile else None
+    clock = JobClock(dsn, output)
+    profiler = _Profiler(dsn, output) if profile else None
     if profiler:
         profiler.start()
     called = time.time()
-    fit_multiple_model(dsn, TRAIN_PACKED, OUTPUT, MST_TABLE, iterations,
+    fit_multiple_model(dsn, TRAIN_PACKED, output, MST_TABLE, iterations,
                        metrics_compute_frequency=iterations, seed=seed, listener=clock)
     returned = time.time()
+    clock.cpu.close()
     if profiler:
         profiler.stop()
     started = clock.driver_started or called
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("SELECT iteration, mst_key, segment, images, seconds FROM {} "
-                            "ORDER BY finished_at").format(sql.Identifier(OUTPUT + "_progress")))
+                            "ORDER BY finished_at").format(sql.Identifier(output + "_progress")))
         progress = cur.fetchall()
     conn.close()
     epochs = {c["mst_key"]: selection.parse_fit_params(c["fit_params"]).epochs for c in configs}
@@ -242,6 +258,7 @@ def mop_run(dsn: str, configs: list[dict], iterations: int, seed: int,
         "eval_s": gaps[-1] if gaps else 0.0, "total_s": returned - called,
         "images": sum(u["images"] for u in units.values()),
         "segment_utilization": busy / (train_s * len({k[2] for k in units})),
+        "train_cpu_s": clock.cpu.seconds,
         "first_unit_overhead_s": [u["overhead_s"] for u in first],
         "steady_overhead_s": [u["overhead_s"] for u in steady],
         "steady_overhead_pct": 100 * sum(u["overhead_s"] for u in steady)
@@ -373,10 +390,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     import_s = import_tensorflow()
     common.say(f"bench_train: {args.images} images, {args.iterations} iteration(s), "
-               f"archs {args.archs}, batch sizes {args.batch_sizes}, {args.segments} segments")
+               f"archs {args.archs}, batch sizes {args.batch_sizes}, {args.segments} segments, "
+               f"{args.repeats} round(s)")
     result: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()},
-                              "machine": common.machine()}
+                              "machine": common.machine(), "tf_import_s": import_s}
     folder = common.fashion_mnist_dir(args.data_dir, ("train",), args.images)
+    rounds = []
     with common.private_server(args.segments, keep=args.keep_server) as dsn:
         common.load_and_pack(dsn, folder / "train", TRAIN_IMAGES, TRAIN_PACKED)
         archs = {name: common.ARCHITECTURES[name]() for name in args.archs.split(",")}
@@ -388,22 +407,30 @@ def main(argv: list[str] | None = None) -> dict:
             {"batch_size": [int(b) for b in args.batch_sizes.split(",")], "epochs": [1]})
         configs = common.read_configs(dsn, MST_TABLE, ARCH_TABLE)
         for config in configs:
-            common.say(f"  mst {config['mst_key']}: {config['arch']} "
-                       f"{describe(config)}")
-        common.say("(b) plain Keras, one process, one configuration after another")
-        baseline = keras_baseline(dsn, configs, args.iterations, args.seed, import_s)
-        common.say("(a) gpdl fit_multiple_model on the segments")
-        mop = mop_run(dsn, configs, args.iterations, args.seed, args.profile)
+            common.say(f"  mst {config['mst_key']}: {config['arch']} {describe(config)}")
+        for number in range(1, args.repeats + 1):
+            common.say(f"round {number}: (b) plain Keras, one process, one configuration "
+                       f"after another (load average {_load()})")
+            baseline = keras_baseline(dsn, configs, args.iterations, args.seed, import_s)
+            common.say(f"round {number}: (a) gpdl fit_multiple_model on the segments "
+                       f"(load average {_load()})")
+            mop = mop_run(dsn, f"{OUTPUT}_{number}", configs, args.iterations, args.seed,
+                          args.profile and number == args.repeats)
+            rounds.append({"baseline": baseline, "mop": mop, "ratios": ratios(baseline, mop)})
     segments = list(range(args.segments))
-    replay = scheduler_replay(mop["units"], [c["mst_key"] for c in configs], segments,
-                              args.iterations, args.seed)
+    replay = scheduler_replay(rounds[-1]["mop"]["units"], [c["mst_key"] for c in configs],
+                              segments, args.iterations, args.seed)
     result.update(configs=[{k: v for k, v in c.items() if k != "model_arch"} for c in configs],
-                  baseline=baseline, mop=mop, replay=replay,
-                  loadavg_at_end=common.machine()["loadavg_at_start"])
+                  rounds=rounds, replay=replay, loadavg_at_end=_load())
     report(result)
+    report_replay(result)
     path = common.write_result("bench_train", result)
     common.say(f"wrote {path}")
     return result
+
+
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in common.machine()["loadavg_at_start"])
 
 
 def describe(config: dict) -> str:
@@ -411,34 +438,69 @@ def describe(config: dict) -> str:
     return f"{fields['opt']} lr={fields['lr']} bs={fields['bs']} epochs={fields['epochs']}"
 
 
-def report(result: dict) -> None:
-    base, mop = result["baseline"], result["mop"]
+def ratios(base: dict, mop: dict) -> dict[str, float]:
+    """Throughputs (images/s) of one round and the ratios a/b."""
     b_fit = base["images"] / base["train_s"]
     b_e2e = base["images"] / (base["train_s"] + base["export_s"] + base["import_s"])
     a_train = mop["images"] / mop["train_s"]
     a_steady = mop["images"] / (mop["train_s"] - mop["warmup_s"])
-    a_incl_eval = mop["images"] / (mop["train_s"] + mop["eval_s"])
-    b_incl_eval = base["images"] / (base["train_s"] + base["eval_s"])
+    return {
+        "b_fit": b_fit, "b_e2e": b_e2e, "a_train": a_train, "a_steady": a_steady,
+        "b_with_eval": base["images"] / (base["train_s"] + base["eval_s"]),
+        "a_with_eval": mop["images"] / (mop["train_s"] + mop["eval_s"]),
+        "a_over_b": a_train / b_fit, "a_steady_over_b": a_steady / b_fit,
+        "a_over_b_e2e": a_train / b_e2e,
+        "b_cpu_share": base["train_cpu_s"] / (base["train_s"] * CORES),
+        "a_cpu_share": mop["train_cpu_s"] / (mop["train_s"] * CORES),
+    }
+
+
+CORES = common.machine()["cpus"] or 1
+
+
+def report(result: dict) -> None:
+    for number, one in enumerate(result["rounds"], 1):
+        report_round(number, one)
+    if len(result["rounds"]) > 1:
+        print()
+        print("All rounds (ratio a/b = gpdl training phase incl. warm-up / Keras fit)")
+        common.print_table(
+            ["round", "b img/s", "a img/s", "a/b", "a/b w/o warm-up", "overhead %"],
+            [[n, r["ratios"]["b_fit"], r["ratios"]["a_train"], r["ratios"]["a_over_b"],
+              r["ratios"]["a_steady_over_b"], r["mop"]["steady_overhead_pct"]]
+             for n, r in enumerate(result["rounds"], 1)])
+        medians = {key: statistics.median(r["ratios"][key] for r in result["rounds"])
+                   for key in ("a_over_b", "a_steady_over_b")}
+        print(f"median a/b: {medians['a_over_b']:.2f}; median a/b without warm-up: "
+              f"{medians['a_steady_over_b']:.2f}")
     print()
-    print("Throughput (training images/s; evaluation excluded unless stated)")
-    common.print_table(["run", "images", "seconds", "img/s", "ratio a/b(fit)"], [
-        ["(b) Keras fit (after export, TF imported)", base["images"], base["train_s"], b_fit,
-         1.0],
-        ["(b) Keras export+import+fit", base["images"],
-         base["train_s"] + base["export_s"] + base["import_s"], b_e2e, b_e2e / b_fit],
+
+
+def report_round(number: int, one: dict) -> None:
+    base, mop, r = one["baseline"], one["mop"], one["ratios"]
+    print()
+    print(f"Round {number}: throughput (training images/s; evaluation excluded unless stated)")
+    common.print_table(["run", "images", "seconds", "img/s", "ratio to (b) fit"], [
+        ["(b) Keras fit (after export, TF imported)", base["images"], base["train_s"],
+         r["b_fit"], 1.0],
+        ["(b) Keras export + TF import + fit", base["images"],
+         base["train_s"] + base["export_s"] + base["import_s"], r["b_e2e"],
+         r["b_e2e"] / r["b_fit"]],
         ["(a) gpdl MOP training phase (incl. warm-up)", mop["images"], mop["train_s"],
-         a_train, a_train / b_fit],
+         r["a_train"], r["a_over_b"]],
         ["(a) gpdl MOP without backend warm-up", mop["images"],
-         mop["train_s"] - mop["warmup_s"], a_steady, a_steady / b_fit],
+         mop["train_s"] - mop["warmup_s"], r["a_steady"], r["a_steady_over_b"]],
         ["(b) Keras fit + evaluate (train set)", base["images"],
-         base["train_s"] + base["eval_s"], b_incl_eval, b_incl_eval / b_fit],
+         base["train_s"] + base["eval_s"], r["b_with_eval"], r["b_with_eval"] / r["b_fit"]],
         ["(a) gpdl MOP train + evaluate (train set)", mop["images"],
-         mop["train_s"] + mop["eval_s"], a_incl_eval, a_incl_eval / b_fit],
+         mop["train_s"] + mop["eval_s"], r["a_with_eval"], r["a_with_eval"] / r["b_fit"]],
     ])
-    print(f"ratio a/b (training phase incl. warm-up vs Keras fit): {a_train / b_fit:.2f}  "
+    print(f"ratio a/b (training phase incl. warm-up vs Keras fit): {r['a_over_b']:.2f}  "
           f"(target >= 1.0)")
-    print(f"ratio a/b (without warm-up vs Keras fit):              {a_steady / b_fit:.2f}")
-    print(f"ratio a/b (training phase vs Keras export+import+fit): {a_train / b_e2e:.2f}")
+    print(f"ratio a/b (without warm-up vs Keras fit):              {r['a_steady_over_b']:.2f}")
+    print(f"ratio a/b (training phase vs Keras export+import+fit): {r['a_over_b_e2e']:.2f}")
+    print(f"share of the {CORES} cores each side got (1.0 = all, less on a shared machine): "
+          f"(b) {r['b_cpu_share']:.2f}, (a) {r['a_cpu_share']:.2f}")
     print()
     steady = mop["steady_overhead_s"]
     print("Per-hop overhead (driver-side unit time - worker-measured seconds)")
@@ -457,9 +519,11 @@ def report(result: dict) -> None:
         print()
         print("Where the segment backends spent their samples (py-spy, % of all samples)")
         common.print_table(["bucket", "%"], list(mop["profile"].items()))
-    print()
+
+
+def report_replay(result: dict) -> None:
     print("(c) fixed rotation (synchronous rounds) vs asynchronous MOP scheduler, "
-          "replaying the unit times measured in (a)")
+          "replaying the unit times measured in (a), last round")
     common.print_table(["configs", "multiple of #segments", "fixed rotation s", "MOP s",
                         "rotation/MOP"],
                        [[",".join(map(str, r["configs"])), r["multiple"],

@@ -15,14 +15,13 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg2 import sql
 
 from gpdl_backend import predict, selection
 from gpdl_backend.client import TableName, table_name
-from gpdl_backend.errors import UsageError
 from gpdl_backend.images import loader
 from gpdl_backend.mop import driver, tables
 from gpdl_backend.preprocess import _pack_sql, _packed_ddl, _shuffle_sql
@@ -72,7 +71,7 @@ def load_images_plan(dsn: str, location: str, table: str, *, batch_size: int, se
     read_args = loader._read_args(location, dict(
         batch_size=batch_size, server=server, resize=list(resize) if resize else None,
         color_mode=color_mode, int_pixels=int_pixels, threads=threads))
-    reads = engine.read_images_statements(staging.identifier, errors.identifier, read_args)
+    reads = engine.read_images_statements(staging.identifier, read_args)
     sessions = "one statement runs on every segment" if engine.is_greenplum else \
         f"{len(reads)} sessions at once, one per virtual segment"
     publish = (f"INSERT INTO {target} ... SELECT ... FROM the staging tables"
@@ -93,7 +92,9 @@ def load_images_plan(dsn: str, location: str, table: str, *, batch_size: int, se
         loader.errors_table_ddl(errors.identifier, engine),
         f"-- the segments read their share of the files in parallel ({sessions}):",
         *reads,
-        *engine.finish_load_statements(staging.identifier, errors.identifier),
+        f"-- then the failed files (error_paths, error_reasons) move to {errors}, rows "
+        "without images are deleted and the two error columns dropped; image sizes are "
+        "checked",
         f"-- publish, in one transaction: {publish}",
     ]
     return shown(lines)
@@ -163,11 +164,11 @@ def load_model_plan(dsn: str, model_arch_table: str, model_arch: str, *, name: s
 
 def select_models_plan(dsn: str, model_selection_table: str, model_arch_table: str,
                        model_ids: Sequence[int], *, compile_params: Any, fit_params: Any,
-                       search_type: str, num_configs: int | None, random_state: int | None,
-                       if_exists: str) -> ShownSql:
-    """What ``generate_model_configs`` / ``load_model_selection_table`` write."""
+                       lists: bool, search_type: str, num_configs: int | None,
+                       random_state: int | None, if_exists: str) -> ShownSql:
+    """What ``generate_model_configs`` (grids) / ``load_model_selection_table`` (lists) write."""
     target, arch = table_name(model_selection_table), table_name(model_arch_table)
-    if _is_lists(compile_params, fit_params):
+    if lists:
         configs = selection.load_model_selection(model_ids, compile_params, fit_params)
         call = call_text("gpdl_backend.model_tables.load_model_selection_table", dsn,
                          model_arch_table, model_selection_table, list(model_ids),
@@ -201,19 +202,6 @@ def select_models_plan(dsn: str, model_selection_table: str, model_arch_table: s
                         sql.Literal(c.compile_params), sql.Literal(c.fit_params))
           for c in configs),
     ])
-
-
-def _is_lists(compile_params: Any, fit_params: Any) -> bool:
-    """Explicit MADlib strings (lists of str) rather than grids (dicts)."""
-    def is_list(value: Any) -> bool:
-        return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
-
-    if is_list(compile_params) and is_list(fit_params):
-        return True
-    if isinstance(compile_params, Mapping | str) and isinstance(fit_params, Mapping | str):
-        return False
-    raise UsageError("compile and fit parameters must both be grids (dicts) or both be "
-                     "lists of MADlib parameter strings")
 
 
 def _unit_sql(output: tables.OutputTables, packed: TableName, statement: sql.SQL,
@@ -298,8 +286,8 @@ def status_plan(dsn: str, model_output_table: str) -> ShownSql:
     """What ``status`` reads."""
     output = tables.OutputTables(table_name(model_output_table))
     return shown([
-        call_text("gpdl_backend.mop.job.TrainingJob.attach(...).status", dsn,
-                  model_output_table),
+        call_text("gpdl_backend.mop.job.TrainingJob.attach", dsn, model_output_table)
+        + ".status()",
         sql.SQL("SELECT status, iterations_done, num_iterations, error, num_segments "
                 "FROM {}").format(output.summary.identifier),
         sql.SQL("SELECT count(*) FROM {}").format(output.progress.identifier),
@@ -318,8 +306,8 @@ def stop_plan(dsn: str, model_output_table: str, mst_key: int | None) -> ShownSq
         statement = sql.SQL("UPDATE {} SET stop_requested = true WHERE mst_key = {}").format(
             output.info.identifier, sql.Literal(mst_key))
     return shown([
-        call_text("gpdl_backend.mop.job.TrainingJob.stop", dsn, model_output_table,
-                  mst_key=mst_key),
+        call_text("gpdl_backend.mop.job.TrainingJob.attach", dsn, model_output_table)
+        + f".stop({mst_key!r})",
         statement,
         "-- the driver reads it between units: units in flight finish, the rest are skipped",
     ])

@@ -233,7 +233,7 @@ def write_fashion_mnist(
             write. Defaults to both.
         limit: keep at most this many images per split, *stratified*: classes are
             taken in turn, each in file order, so ``limit=50`` is the first 5 of
-            each class and any 10% subset holds all ten classes in equal numbers.
+            each class and any 10% subset holds all ten classes, equally (±1).
             Defaults to None (everything).
         progress: called as ``progress(done, total)`` after each chunk, counting
             images over all splits. Defaults to None.
@@ -273,7 +273,10 @@ def write_fashion_mnist(
         images = read_idx(files[f"{split}_images"])
         labels = read_idx(files[f"{split}_labels"])
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise UsageError(f"Fashion-MNIST {split} images {images.shape} / labels {labels.shape}")
+            raise UsageError(
+                f"corrupt Fashion-MNIST {split}: images {images.shape} do not match "
+                f"labels {labels.shape}"
+            )
         if labels.size and int(labels.max()) >= len(FASHION_MNIST_CLASSES):
             raise UsageError(f"Fashion-MNIST {split} labels out of range: {int(labels.max())}")
         indices = np.arange(len(labels)) if limit is None else _stratified_first(labels, limit)

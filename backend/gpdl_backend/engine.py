@@ -77,64 +77,34 @@ class Engine:
         return sql.SQL("CREATE INDEX ON {} (__dist_key__)").format(table)
 
     # --- work on every segment ---------------------------------------------
-    def staging_columns(self) -> sql.Composable:
-        """Extra columns of a loader's staging table (Greenplum keeps errors there)."""
-        if self.is_greenplum:
-            return sql.SQL(", error_paths text[], error_reasons text[]")
-        return sql.SQL("")
-
     def read_images_statements(
-        self, staging: sql.Composable, errors: sql.Composable, read_args: sql.Composable
+        self, staging: sql.Composable, read_args: sql.Composable
     ) -> list[sql.Composable]:
         """The statements that load images, one per concurrent session.
 
         PostgreSQL gets one statement per virtual segment (each run on its own
-        connection), which files image rows and failed files in one go with a
-        data-modifying CTE. Greenplum gets one statement that runs on every
-        segment; Greenplum refuses a data-modifying CTE inside an INSERT, so
-        its rows keep their error arrays in the staging table's extra columns
-        (see ``staging_columns``) until ``finish_load_statements`` moves them.
+        connection); Greenplum one statement that runs on every segment. Each
+        inserts ``gpdl.read_images`` rows as they come, error columns included:
+        the function is called in a select list (value per call, so rows
+        stream through), never in FROM, where PostgreSQL and Greenplum would
+        first collect all of a segment's rows in a tuplestore.
 
         Args:
-            staging: the image table to fill.
-            errors: its ``_errors`` table.
+            staging: the table to fill, with the image columns plus
+                ``error_paths`` and ``error_reasons``.
             read_args: ``gpdl.read_images`` arguments except segment and count.
         """
         if self.is_greenplum:
-            return [sql.SQL(
-                "INSERT INTO {staging} (fullpaths, names, y, dims, x, pixels, error_paths, "
-                "error_reasons) SELECT r.* FROM gp_dist_random('gp_id'), "
-                "LATERAL gpdl.read_images({args}, segment => gp_execution_segment(), "
-                "num_segments => {n}) r"
-            ).format(staging=staging, args=read_args, n=sql.Literal(self.num_segments))]
-        statements = []
-        for segment in range(self.num_segments):
-            source = sql.SQL(
-                "SELECT * FROM gpdl.read_images({args}, segment => {k}, num_segments => {n})"
-            ).format(args=read_args, k=sql.Literal(segment), n=sql.Literal(self.num_segments))
-            statements.append(_load_statement(source, staging, errors))
-        return statements
-
-    def finish_load_statements(
-        self, staging: sql.Composable, errors: sql.Composable
-    ) -> list[sql.Composable]:
-        """Statements that turn a filled staging table into a plain image table.
-
-        Greenplum: move the recorded failures to ``errors``, drop the rows
-        that only carried failures and the two extra columns. PostgreSQL:
-        nothing to do.
-        """
-        if not self.is_greenplum:
-            return []
+            call = sql.SQL(
+                "gpdl.read_images({args}, segment => gp_execution_segment(), "
+                "num_segments => {n}) AS r FROM gp_dist_random('gp_id')"
+            ).format(args=read_args, n=sql.Literal(self.num_segments))
+            return [_insert_rows(staging, call)]
         return [
-            sql.SQL(
-                "INSERT INTO {errors} (path, reason) "
-                "SELECT unnest(error_paths), unnest(error_reasons) FROM {staging} "
-                "WHERE cardinality(error_paths) > 0"
-            ).format(errors=errors, staging=staging),
-            sql.SQL("DELETE FROM {} WHERE cardinality(names) = 0").format(staging),
-            sql.SQL("ALTER TABLE {} DROP COLUMN error_paths, DROP COLUMN error_reasons").format(
-                staging),
+            _insert_rows(staging, sql.SQL(
+                "gpdl.read_images({args}, segment => {k}, num_segments => {n}) AS r"
+            ).format(args=read_args, k=sql.Literal(k), n=sql.Literal(self.num_segments)))
+            for k in range(self.num_segments)
         ]
 
     def on_every_segment(self, call: sql.Composable) -> sql.Composable:
@@ -182,18 +152,24 @@ class Engine:
         return sql.SQL("SELECT * FROM {}").format(call)
 
 
-def _load_statement(
-    source: sql.Composable, staging: sql.Composable, errors: sql.Composable
-) -> sql.Composable:
-    """One INSERT that keeps image rows and records the files that failed."""
-    return sql.SQL(
-        "WITH r AS MATERIALIZED ({source}), "
-        "e AS (INSERT INTO {errors} (path, reason) "
-        "SELECT unnest(error_paths), unnest(error_reasons) FROM r "
-        "WHERE cardinality(error_paths) > 0) "
-        "INSERT INTO {staging} (fullpaths, names, y, dims, x, pixels) "
-        "SELECT fullpaths, names, y, dims, x, pixels FROM r WHERE cardinality(names) > 0"
-    ).format(source=source, errors=errors, staging=staging)
+READ_IMAGES_COLUMNS = ("fullpaths", "names", "y", "dims", "x", "pixels", "error_paths",
+                       "error_reasons")
+"""The columns ``gpdl.read_images`` returns, in order."""
+
+
+def _insert_rows(staging: sql.Composable, call: sql.Composable) -> sql.Composable:
+    """INSERT every row of a select-list ``read_images`` call (aliased ``r``) into staging.
+
+    The subquery is never pulled up (its select list returns a set), so the
+    function runs once per row of its FROM, and the fields are taken apart
+    outside it.
+    """
+    columns = [sql.Identifier(c) for c in READ_IMAGES_COLUMNS]
+    return sql.SQL("INSERT INTO {staging} ({columns}) SELECT {fields} FROM (SELECT {call}) s"
+                   ).format(staging=staging, columns=sql.SQL(", ").join(columns),
+                            fields=sql.SQL(", ").join(sql.SQL("(r).{}").format(c)
+                                                      for c in columns),
+                            call=call)
 
 
 def greenplum_dist_keys_sql(candidates: int) -> list[sql.Composable]:

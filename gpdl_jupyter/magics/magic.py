@@ -75,7 +75,7 @@ class GpdlMagic(Magics, Configurable):
              "them once (tests, static notebooks). Defaults to True.")
     refresh = Float(
         2.0, config=True,
-        help="Seconds between two updates of a live widget. Defaults to 2.0.")
+        help="Seconds between two updates of a live widget, at least 0.5. Defaults to 2.0.")
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -99,9 +99,8 @@ class GpdlMagic(Magics, Configurable):
 
     @validate("refresh")
     def _refresh(self, proposal: Any) -> float:
-        if not proposal["value"] > 0:
-            raise TraitError(f"refresh must be a positive number of seconds, "
-                             f"not {proposal['value']}")
+        if not proposal["value"] >= 0.5:
+            raise TraitError(f"refresh must be at least 0.5 seconds, not {proposal['value']}")
         return proposal["value"]
 
     def load_pyproject(self, start: Path | None = None) -> Path | None:

@@ -108,6 +108,11 @@ class GpuMonitor(widgets.VBox):
         """``(host, kind, device)`` of every device seen, in first-seen order."""
         return list(self._history)
 
+    def snapshot(self) -> go.Figure:
+        """A static copy of the chart (for exported HTML and slides, where widgets do not run)."""
+        with self._lock:
+            return go.Figure(self.figure)
+
     def refresh(self) -> list[dict]:
         """Take one sample now and redraw; returns the rows read.
 
@@ -127,7 +132,9 @@ class GpuMonitor(widgets.VBox):
         self._updater.stop()
 
     def close(self) -> None:
-        self._updater.stop(timeout=1.0)
+        updater = getattr(self, "_updater", None)
+        if updater is not None:
+            updater.stop(timeout=1.0)
         super().close()
 
     # --- validation and observers --------------------------------------------------------

@@ -90,7 +90,8 @@ class LearningCurves(widgets.VBox):
             ("Both", "both"), ("Training", "training"), ("Validation", "validation")])
         self.figure = go.FigureWidget(layout=self.theme.layout(
             xaxis=dict(title="iteration", rangemode="tozero"),
-            legend=dict(title="configuration")))
+            legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, xanchor="left"),
+            margin=dict(l=70, r=20, t=40 + 2 * self.theme.title_size, b=60)))
         self.sort_dropdown = widgets.Dropdown(description="Sort by")
         self.order_button = widgets.ToggleButton(description="descending", icon="sort-amount-desc")
         self.table = widgets.HTML()
@@ -148,6 +149,11 @@ class LearningCurves(widgets.VBox):
         return {side: self.figure.data[index]
                 for (mst, side), index in self._traces.items() if mst == mst_key}
 
+    def snapshot(self) -> go.Figure:
+        """A static copy of the chart (for exported HTML and slides, where widgets do not run)."""
+        with self._lock:
+            return go.Figure(self.figure)
+
     def refresh(self) -> JobProgress:
         """Read the job's tables now and redraw what changed.
 
@@ -162,11 +168,12 @@ class LearningCurves(widgets.VBox):
     def wait(self, timeout: float | None = None) -> JobStatus:
         """Block until the job ends (or ``timeout`` seconds), then draw its final state."""
         try:
-            return self.job.wait(timeout)
+            status = self.job.wait(timeout)
         finally:
-            if timeout is None:
+            progress = self.refresh()
+            if not progress.running:
                 self._updater.stop()
-            self.refresh()
+        return status
 
     def stop(self, mst_key: int | None = None) -> None:
         """Stop one configuration (the others go on), or the whole job with None."""
@@ -179,7 +186,9 @@ class LearningCurves(widgets.VBox):
         self.stop(self.config_dropdown.value)
 
     def close(self) -> None:
-        self._updater.stop(timeout=1.0)
+        updater = getattr(self, "_updater", None)
+        if updater is not None:
+            updater.stop(timeout=1.0)
         super().close()
 
     # --- validation and observers --------------------------------------------------------
@@ -249,7 +258,8 @@ class LearningCurves(widgets.VBox):
         new = [c for c in progress.configs if (c.mst_key, "training") not in self._traces]
         if new:
             start = len(self.figure.data)
-            traces = [self._new_trace(c, side) for c in new for side in self._sides]
+            traces = [self._new_trace(c, side, _legend_name(c, progress))
+                      for c in new for side in self._sides]
             self.figure.add_traces(traces)
             for offset, (config, side) in enumerate(
                     (c, s) for c in new for s in self._sides):
@@ -275,15 +285,16 @@ class LearningCurves(widgets.VBox):
                     trace.marker.size = theme.marker_size * (1.6 if is_best else 1)
             self.figure.layout.yaxis.title.text = self._measure_name(
                 progress.configs[0] if progress.configs else None)
-            self.figure.layout.xaxis.range = [0, max(progress.num_iterations, 1)]
+            last = max((x for c in progress.configs for side in self._sides
+                        for x in c.series(side, self.metric).x), default=0.0)
+            self.figure.layout.xaxis.range = [0, max(progress.num_iterations, last, 1) * 1.02]
             self.figure.layout.title.text = _title(progress)
             self.figure.layout.annotations = _best_annotation(best, theme)
 
-    def _new_trace(self, config: ConfigProgress, side: str) -> go.Scatter:
+    def _new_trace(self, config: ConfigProgress, side: str, name: str) -> go.Scatter:
         colour = config_colour(config.mst_key)
         return go.Scatter(
-            x=[], y=[], name=" · ".join([f"mst {config.mst_key}",
-                                        *describe_hyperparameters(config.hyperparameters)]),
+            x=[], y=[], name=name,
             legendgroup=f"mst {config.mst_key}", mode="lines" if side == "hops"
             else "lines+markers", line=dict(color=colour, dash=_DASH[side]),
             marker=dict(color=colour), opacity=0.55 if side == "hops" else 1.0,
@@ -338,8 +349,18 @@ class LearningCurves(widgets.VBox):
 
 
 def _title(progress: JobProgress) -> str:
-    return (f"{html.escape(progress.output)} — "
-            "validation ───  training ─ ─  per hop ⋯")
+    return (f"{html.escape(progress.output)}<br><sup>solid: validation · dashed: training · "
+            "dotted: training, per hop</sup>")
+
+
+def _legend_name(config: ConfigProgress, progress: JobProgress) -> str:
+    """``mst 3`` and what sets it apart (the hyperparameters that vary in this job)."""
+    described = {c.mst_key: describe_hyperparameters(c.hyperparameters)
+                 for c in progress.configs}
+    shared = set.intersection(*(set(v) for v in described.values())) \
+        if len(described) > 1 else set()
+    own = described.get(config.mst_key) or describe_hyperparameters(config.hyperparameters)
+    return " · ".join([f"mst {config.mst_key}", *(p for p in own if p not in shared)])
 
 
 def _header(progress: JobProgress) -> str:

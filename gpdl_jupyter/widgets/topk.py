@@ -110,6 +110,11 @@ class TopK(widgets.VBox):
         """Bars drawn (k once an image was classified, 0 before)."""
         return len(self.figure.data[0].y or ())
 
+    def snapshot(self) -> go.Figure:
+        """A static copy of the chart (for exported HTML and slides, where widgets do not run)."""
+        with self._lock:
+            return go.Figure(self.figure)
+
     def predict(self, image_bytes: bytes, name: str = "uploaded image") -> list[dict]:
         """Classify a PNG/JPEG in the database, show it and its top-k bars.
 

@@ -147,14 +147,14 @@ def test_fit_returns_the_curves_at_once_then_stop_and_resume(
         pipeline: dict[str, Any], shell: RaisingShell) -> None:
     from gpdl_jupyter.widgets import LearningCurves
 
-    curves = shell.gpdl("fit {{packed}} {{second}} {{mst}} --iterations 20")
+    curves = shell.gpdl("fit {{packed}} {{second}} {{mst}} --iterations 4")
     assert isinstance(curves, LearningCurves)
     job = curves.job
     assert isinstance(job, TrainingJob)
     assert shell.gpdl("stop {{second}}") is None
     stopped = job.wait(timeout=300)
     assert stopped.status == "stopped"
-    assert stopped.iterations_done < 20
+    assert stopped.iterations_done < 4
     shell.gpdl("stop {{second}} --mst-key 2")  # one configuration: the other resumes alone
     again = shell.gpdl("resume {{second}} --wait")
     assert isinstance(again, JobReport)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from psycopg2 import sql
@@ -165,7 +166,7 @@ def test_topk_draws_k_bars_for_a_stored_image(dsn: str, finished: TrainingJob) -
     probs = [p["prob"] for p in widget.predictions]
     assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0 + 1e-5
     assert widget.figure.data[0].marker.color == config_colour(widget.mst_key)
-    assert widget.image.value.startswith(b"\x89PNG")
+    assert bytes(widget.image.value).startswith(b"\x89PNG")
     widget.k = 2  # re-predicts the image shown
     assert widget.bars_count == 2
 
@@ -177,7 +178,8 @@ def test_topk_predicts_uploaded_bytes(dsn: str, finished: TrainingJob) -> None:
     rows = widget.predict(png, "upload.png")
     assert [r["rank"] for r in rows] == [1, 2, 3, 4] and widget.bars_count == 4
     widget.upload.value = ({"name": "bad.png", "type": "image/png", "size": 3,
-                            "content": memoryview(b"bad"), "last_modified": 0},)
+                            "content": memoryview(b"bad"),
+                            "last_modified": datetime.now(UTC)},)
     assert "ImageDecodeError" in widget.error or "UsageError" in widget.error
 
 

@@ -53,7 +53,9 @@ GP_ONLY = ("DISTRIBUTED", "gp_dist_random", "gp_execution_segment", "gp_segment_
 POSTGRES = Engine(POSTGRESQL, "PostgreSQL 15.8", (0, 1, 2))
 GREENPLUM_3 = Engine(GREENPLUM, "PostgreSQL 12.12 (Greenplum Database 7.0.0)", (0, 5, 9))
 STAGING = sql.Identifier("public", "gpdl_loading_ab12")
-ERRORS = sql.Identifier("public", "gpdl_loading_ab12_errors")
+COLUMNS = ("fullpaths, names, y, dims, x, pixels, error_paths, error_reasons")
+FIELDS = ("(r).fullpaths, (r).names, (r).y, (r).dims, (r).x, (r).pixels, (r).error_paths, "
+          "(r).error_reasons")
 ARGS = sql.SQL(", ").join([sql.Literal("/data/train"),
                            sql.SQL("batch_size => {}").format(sql.Literal(500))])
 
@@ -64,10 +66,9 @@ def all_statements(engine: Engine) -> list[str]:
     statements = [
         engine.distributed_by_key(), engine.distributed_randomly(),
         engine.distributed_replicated(), engine.distributed_by("model_id"),
-        engine.staging_columns(), *engine.row_shares(sql.SQL("fullpaths[1]")),
+        *engine.row_shares(sql.SQL("fullpaths[1]")),
         engine.rows_on_every_host(sql.SQL("gpdl.gpu_info()")),
-        *engine.read_images_statements(STAGING, ERRORS, ARGS),
-        *engine.finish_load_statements(STAGING, ERRORS),
+        *engine.read_images_statements(STAGING, ARGS),
         engine.on_every_segment(sql.SQL("gpdl.server_info(true)")),
     ]
     index = engine.index_dist_key(table)
@@ -99,18 +100,27 @@ def test_postgresql_has_no_greenplum_clauses() -> None:
 
 
 def test_postgresql_loads_one_statement_per_virtual_segment() -> None:
-    statements = [render(s) for s in POSTGRES.read_images_statements(STAGING, ERRORS, ARGS)]
-    assert len(statements) == 3
-    for k, text in enumerate(statements):
-        assert f"segment => {k}, num_segments => 3" in text
-        assert text.startswith("WITH r AS MATERIALIZED (SELECT * FROM gpdl.read_images("
-                               "'/data/train', batch_size => 500, segment =>")
-        assert 'INSERT INTO "public"."gpdl_loading_ab12_errors" (path, reason)' in text
-        assert 'INSERT INTO "public"."gpdl_loading_ab12" (fullpaths, names, y, dims, x, pixels)' \
-            in text
-        assert text.endswith("WHERE cardinality(names) > 0")
-    assert POSTGRES.finish_load_statements(STAGING, ERRORS) == []
-    assert render(POSTGRES.staging_columns()) == ""
+    statements = [render(s) for s in POSTGRES.read_images_statements(STAGING, ARGS)]
+    assert statements == [
+        f'INSERT INTO "public"."gpdl_loading_ab12" ({quoted(COLUMNS)}) SELECT '
+        f"{quoted(FIELDS)} FROM (SELECT gpdl.read_images('/data/train', batch_size => 500, "
+        f"segment => {k}, num_segments => 3) AS r) s"
+        for k in range(3)]
+
+
+def quoted(columns: str) -> str:
+    """``a, (r).b`` as psycopg2 quotes them: ``"a", (r)."b"``."""
+    return re.sub(r"(\(r\)\.)?(\w+)", r'\1"\2"', columns)
+
+
+def test_images_stream_through_a_select_list_call() -> None:
+    # In FROM, PostgreSQL and Greenplum collect a set-returning function's rows in a
+    # tuplestore first; in a select list they stream, one row at a time.
+    for engine in (POSTGRES, GREENPLUM_3):
+        for statement in engine.read_images_statements(STAGING, ARGS):
+            text = render(statement)
+            assert re.search(r"FROM \(SELECT gpdl\.read_images\(", text), text
+            assert "LATERAL" not in text and " WITH " not in f" {text}"
 
 
 def test_postgresql_clauses() -> None:
@@ -148,13 +158,12 @@ def test_greenplum_clauses() -> None:
 
 
 def test_greenplum_loads_with_one_statement_on_every_segment() -> None:
-    statements = GREENPLUM_3.read_images_statements(STAGING, ERRORS, ARGS)
-    assert len(statements) == 1
-    text = render(statements[0])
-    assert "FROM gp_dist_random('gp_id'), LATERAL gpdl.read_images('/data/train', " \
-        "batch_size => 500, segment => gp_execution_segment(), num_segments => 3) r" in text
-    assert text.startswith('INSERT INTO "public"."gpdl_loading_ab12" (fullpaths, names, y, '
-                           "dims, x, pixels, error_paths, error_reasons) SELECT r.*")
+    statements = [render(s) for s in GREENPLUM_3.read_images_statements(STAGING, ARGS)]
+    assert statements == [
+        f'INSERT INTO "public"."gpdl_loading_ab12" ({quoted(COLUMNS)}) SELECT '
+        f"{quoted(FIELDS)} FROM (SELECT gpdl.read_images('/data/train', batch_size => 500, "
+        "segment => gp_execution_segment(), num_segments => 3) AS r "
+        "FROM gp_dist_random('gp_id')) s"]
 
 
 def test_greenplum_never_nests_a_data_modifying_cte() -> None:
@@ -162,19 +171,6 @@ def test_greenplum_never_nests_a_data_modifying_cte() -> None:
     for text in all_statements(GREENPLUM_3):
         assert not re.search(r"\bWITH\b.*\bAS\s*(MATERIALIZED\s*)?\(\s*(INSERT|UPDATE|DELETE)",
                              text, re.IGNORECASE | re.S), text
-
-
-def test_greenplum_staging_keeps_errors_until_finished() -> None:
-    assert render(GREENPLUM_3.staging_columns()) == ", error_paths text[], error_reasons text[]"
-    finish = [render(s) for s in GREENPLUM_3.finish_load_statements(STAGING, ERRORS)]
-    assert finish == [
-        'INSERT INTO "public"."gpdl_loading_ab12_errors" (path, reason) SELECT '
-        'unnest(error_paths), unnest(error_reasons) FROM "public"."gpdl_loading_ab12" '
-        "WHERE cardinality(error_paths) > 0",
-        'DELETE FROM "public"."gpdl_loading_ab12" WHERE cardinality(names) = 0',
-        'ALTER TABLE "public"."gpdl_loading_ab12" DROP COLUMN error_paths, '
-        "DROP COLUMN error_reasons",
-    ]
 
 
 @pytest.mark.parametrize("engine", [POSTGRES, GREENPLUM_3], ids=["postgresql", "greenplum"])

@@ -175,7 +175,7 @@ def test_usage_errors_are_one_line_and_chained(shell: RaisingShell) -> None:
 
 
 def test_unknown_command_suggests(shell: RaisingShell) -> None:
-    with pytest.raises(IPythonUsageError, match="no command 'lod'; did you mean load?"):
+    with pytest.raises(IPythonUsageError, match=r"no command 'lod'; did you mean load\?"):
         shell.gpdl("lod a b")
 
 
@@ -203,7 +203,7 @@ def test_load_show_sql_has_one_read_per_segment(shell: RaisingShell) -> None:
     shown = shell.gpdl("load s3://bucket/train train_images --server minio --show-sql")
     assert isinstance(shown, ShownSql)
     assert "SELECT gpdl.count_files('s3://bucket/train', 'minio');" in shown
-    assert shown.count("FROM gpdl.read_images('s3://bucket/train', \"batch_size\" => 500") == 2
+    assert shown.count("(SELECT gpdl.read_images('s3://bucket/train', \"batch_size\" => 500") == 2
     assert "segment => 1, num_segments => 2" in shown
     assert "secret" not in shown and "someone:***@" in shown
     assert "<pre><code" in shown._repr_html_()
@@ -258,7 +258,7 @@ def test_defaults_and_config(shell: RaisingShell) -> None:
         500, True, "notebook", 2.0)
     shell.run_cell("%config GpdlMagic.theme = 'presentation'")
     assert options.theme == "presentation"
-    assert "--batch-size" in options.class_config_section() or options.class_traits()
+    assert "Images per row when loading" in options.class_config_section()
 
 
 def test_pyproject_sets_defaults(tmp_path: Path) -> None:
@@ -281,17 +281,27 @@ def test_pyproject_sets_defaults(tmp_path: Path) -> None:
     assert "refresh" in messages
 
 
-def test_no_pyproject_keeps_defaults(tmp_path: Path) -> None:
+def test_no_tool_gpdl_keeps_defaults(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "demo"\n')
     options = GpdlMagic(shell=RaisingShell.new())
-    assert options.load_pyproject(tmp_path) in (None, *tmp_path.parents)
+    assert options.pyproject == tmp_path / "pyproject.toml"
     assert options.batch_size == 500
 
 
 def test_bad_option_values_are_refused(shell: RaisingShell) -> None:
     options = magic(shell)
-    for name, value in (("batch_size", 0), ("refresh", 0.0), ("num_segments", 0)):
+    for name, value in (("batch_size", 0), ("refresh", 0.1), ("num_segments", 0)):
         with pytest.raises(Exception, match=name):
             setattr(options, name, value)
+
+
+def test_unload_extension(shell: RaisingShell) -> None:
+    shell.run_cell("%unload_ext gpdl_jupyter")
+    assert not any(isinstance(c, GpdlMagic) for c in shell.configurables)
+    with pytest.raises(IPythonUsageError, match="not found"):
+        shell.run_line_magic("gpdl", "status")
+    shell.run_cell("%load_ext gpdl_jupyter")
+    assert shell.gpdl("stop models --show-sql --dsn x=1")
 
 
 # --- connection resolution -----------------------------------------------------------------

@@ -155,6 +155,7 @@ def test_learning_curves_draw_each_configuration(fake_job):
     assert "best: mst 1" in widget.figure.layout.annotations[0].text
     assert "Adam lr=0.01" in traces["training"].hovertemplate
     assert "batch 16" in traces["training"].hovertemplate
+    assert len(widget.snapshot().data) == widget.traces_count  # a static copy for exports
     widget.metric = "metric"
     assert list(widget.traces_for(1)["validation"].y) == [0.5, 0.9]
     assert widget.figure.layout.yaxis.title.text == "accuracy"

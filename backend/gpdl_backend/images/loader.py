@@ -58,8 +58,12 @@ class LoadResult:
 def image_table_ddl(
     table: sql.Composable, engine: engines.Engine, staging: bool = False
 ) -> list[sql.Composable]:
-    """CREATE statements for an image table (``staging``: with the engine's extra columns)."""
-    extra = engine.staging_columns() if staging else sql.SQL("")
+    """CREATE statements for an image table.
+
+    ``staging``: also the columns where ``gpdl.read_images`` reports the files
+    that failed; ``_finish_staging`` moves them out and drops the columns.
+    """
+    extra = sql.SQL(", error_paths text[], error_reasons text[]") if staging else sql.SQL("")
     return [
         sql.SQL(
             "CREATE TABLE {} (fullpaths text[], names text[], y text[], dims integer[], "
@@ -148,7 +152,7 @@ def load_images(
             _run_segments(dsn, engine, staging, location, total, progress, dict(
                 batch_size=batch_size, server=server, resize=list(resize) if resize else None,
                 color_mode=color_mode, int_pixels=int_pixels, threads=threads))
-            _finish_staging(conn, engine, staging)
+            _finish_staging(conn, staging)
             if resize is None or (exists and if_exists == "append"):
                 _check_uniform_sizes(conn, staging, target if exists and
                                      if_exists == "append" else None)
@@ -190,9 +194,7 @@ def _read_args(location: str, options: dict) -> sql.Composable:
 def _run_segments(dsn, engine, staging: TableName, location: str, total: int,
                   progress: ProgressCallback | None, options: dict) -> None:
     """Run the per-segment loads concurrently; the first failure cancels the rest."""
-    statements = engine.read_images_statements(
-        staging.identifier, staging.with_suffix("_errors").identifier,
-        _read_args(location, options))
+    statements = engine.read_images_statements(staging.identifier, _read_args(location, options))
     lock = threading.Lock()
     counts = {"files": 0, "errors": 0}
     connections: list = []
@@ -235,15 +237,19 @@ def _run_segments(dsn, engine, staging: TableName, location: str, total: int,
         raise first_error
 
 
-def _finish_staging(conn, engine, staging: TableName) -> None:
-    """Run the engine's clean-up of a filled staging table (Greenplum: errors)."""
-    statements = engine.finish_load_statements(
-        staging.identifier, staging.with_suffix("_errors").identifier)
-    if not statements:
-        return
+def _finish_staging(conn, staging: TableName) -> None:
+    """Move the failed files to the ``_errors`` table; keep image rows and columns only."""
+    errors = staging.with_suffix("_errors").identifier
     with conn.cursor() as cur:
-        for statement in statements:
-            cur.execute(statement)
+        cur.execute(sql.SQL(
+            "INSERT INTO {errors} (path, reason) "
+            "SELECT unnest(error_paths), unnest(error_reasons) FROM {staging} "
+            "WHERE cardinality(error_paths) > 0").format(errors=errors,
+                                                         staging=staging.identifier))
+        cur.execute(sql.SQL("DELETE FROM {} WHERE cardinality(names) = 0").format(
+            staging.identifier))
+        cur.execute(sql.SQL("ALTER TABLE {} DROP COLUMN error_paths, DROP COLUMN error_reasons")
+                    .format(staging.identifier))
     conn.commit()
 
 

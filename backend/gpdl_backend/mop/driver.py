@@ -305,16 +305,23 @@ class Driver:
                 t_loss, t_metric = values["train"]
                 v_loss, v_metric = values.get("validation", (None, None))
                 cur.execute(sql.SQL(
-                    "UPDATE {} SET training_loss = training_loss || %(tl)s, "
-                    "training_metrics = training_metrics || %(tm)s, "
-                    "validation_loss = validation_loss || %(vl)s, "
-                    "validation_metrics = validation_metrics || %(vm)s, "
-                    "metrics_elapsed_time = metrics_elapsed_time || %(el)s, "
+                    # array_append keeps a NULL (no metric) in its place, where
+                    # `|| NULL` would drop it and misalign the arrays with
+                    # metrics_iters; without a validation table those arrays stay empty.
+                    "UPDATE {} SET "
+                    "training_loss = array_append(training_loss, %(tl)s::float8), "
+                    "training_metrics = array_append(training_metrics, %(tm)s::float8), "
+                    "validation_loss = CASE WHEN %(val)s THEN "
+                    " array_append(validation_loss, %(vl)s::float8) ELSE validation_loss END, "
+                    "validation_metrics = CASE WHEN %(val)s THEN "
+                    " array_append(validation_metrics, %(vm)s::float8) "
+                    " ELSE validation_metrics END, "
+                    "metrics_elapsed_time = array_append(metrics_elapsed_time, %(el)s::float8), "
                     "training_loss_final = %(tl)s, training_metrics_final = %(tm)s, "
                     "validation_loss_final = %(vl)s, validation_metrics_final = %(vm)s "
                     "WHERE mst_key = %(mst)s").format(out.info.identifier),
-                    dict(tl=t_loss, tm=t_metric, vl=v_loss, vm=v_metric,
-                         el=elapsed, mst=mst))
+                    dict(tl=t_loss, tm=t_metric, vl=v_loss, vm=v_metric, el=elapsed,
+                         mst=mst, val=self.plan.validation is not None))
             finished = iteration == self.plan.num_iterations
             if finished:
                 cur.execute(sql.SQL("UPDATE {} SET status = %s WHERE status = %s").format(

@@ -282,8 +282,6 @@ def _new_plan(conn, dsn, output, source, mst_table, validation, num_iterations, 
                 raise UsageError(f"{validation} has other class values than {source}")
         if not table_exists(cur, mst_table):
             raise UsageError(f"model selection table {mst_table} does not exist")
-        if use_gpus:
-            _check_gpus(cur, engine)
         mst_summary = mst_table.with_suffix("_summary")
         if not table_exists(cur, mst_summary):
             raise UsageError(f"{mst_summary} does not exist: load the selection table with "
@@ -299,21 +297,33 @@ def _new_plan(conn, dsn, output, source, mst_table, validation, num_iterations, 
             raise UsageError(f"{mst_table} holds no configurations")
         image_shape = list(summary["image_shape"])
         num_classes = int(summary["num_classes"])
-        for mst, model_id, compile_params, fit_params, arch, _ in rows:
+        for mst, model_id, _, _, arch, _ in rows:
             if arch is None:
                 raise UsageError(f"mst_key {mst}: model_id {model_id} is not in {arch_table}")
-            cur.execute("SELECT gpdl.check_config(%s, %s, %s, %s, %s)",
-                        (arch, compile_params, fit_params, image_shape, num_classes))
-            problem = cur.fetchone()[0]
-            if problem:
-                raise UsageError(f"configuration mst_key {mst} (model_id {model_id}, "
-                                 f"{compile_params}; {fit_params}): {problem}")
+        # The cheap checks first; the ones below import TensorFlow in the server.
         previous = _previous_weights(cur, output) if warm_start else {}
         if warm_start and not previous:
             raise UsageError(f"warm_start: {output.model} holds no weights to start from")
         if not warm_start and any(table_exists(cur, t) for t in output.all()):
             raise UsageError(f"table {output.model} (or its _info/_summary/_progress) already "
                              "exists; drop it or pass warm_start=True")
+        if use_gpus:
+            _check_gpus(cur, engine)
+        infos: dict[int, dict] = {}
+        for mst, model_id, compile_params, fit_params, arch, initial in rows:
+            cur.execute("SELECT gpdl.check_config(%s, %s, %s, %s, %s)",
+                        (arch, compile_params, fit_params, image_shape, num_classes))
+            problem = cur.fetchone()[0]
+            infos[mst] = _model_info(cur, arch)
+            weights = previous.get(mst) or initial
+            expected = 4 * int(infos[mst]["num_params"])
+            if not problem and weights is not None and len(weights) != expected:
+                source_of = "warm_start weights" if mst in previous else "initial weights"
+                problem = (f"its {source_of} hold {len(weights)} bytes, the model's "
+                           f"{infos[mst]['num_params']} float32 parameters take {expected}")
+            if problem:
+                raise UsageError(f"configuration mst_key {mst} (model_id {model_id}, "
+                                 f"{compile_params}; {fit_params}): {problem}")
         cur.execute(output.drop_sql())
         for statement in output.create_sql(engine):
             cur.execute(statement)
@@ -326,7 +336,7 @@ def _new_plan(conn, dsn, output, source, mst_table, validation, num_iterations, 
             cur.execute(sql.SQL("INSERT INTO {} (mst_key, model_weights, model_arch) "
                                 "VALUES (%s, %s, %s)").format(output.model.identifier),
                         (mst, weights, arch))
-            info = _model_info(cur, arch)
+            info = infos[mst]
             cur.execute(sql.SQL(
                 "INSERT INTO {} (mst_key, model_id, compile_params, fit_params, model_type, "
                 "model_size, metrics_elapsed_time, metrics_type, loss_type, training_metrics, "
