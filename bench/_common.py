@@ -35,11 +35,16 @@ if str(ROOT / "backend") not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT / "backend"))
 
 from gpdl_backend import selection  # noqa: E402
+from gpdl_backend.client import table_name  # noqa: E402
 from gpdl_backend.datasets import write_fashion_mnist  # noqa: E402
 from gpdl_backend.embedded import EmbeddedServer, free_port  # noqa: E402
 from gpdl_backend.images.loader import load_images  # noqa: E402
 from gpdl_backend.install import install  # noqa: E402
-from gpdl_backend.preprocess import training_preprocessor, validation_preprocessor  # noqa: E402
+from gpdl_backend.preprocess import (  # noqa: E402
+    read_summary,
+    training_preprocessor,
+    validation_preprocessor,
+)
 
 try:
     from gpdl_backend import model_tables
@@ -139,9 +144,10 @@ def load_and_pack(dsn: str, folder: Path, images_table: str, packed_table: str,
     return packed.images
 
 
-def export_packed(dsn: str, table: str) -> tuple[np.ndarray, np.ndarray]:
-    """A packed table's pixels (uint8 N×H×W×C) and class indexes, read with psycopg2."""
+def export_packed(dsn: str, table: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A packed table's pixels (uint8 N×H×W×C), class indexes and summary, via psycopg2."""
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        summary = read_summary(cur, table_name(table))
         cur.execute(sql.SQL("SELECT x, y, x_shape FROM {} ORDER BY __dist_key__, buffer_id")
                     .format(sql.Identifier(table)))
         images, labels = [], []
@@ -149,7 +155,7 @@ def export_packed(dsn: str, table: str) -> tuple[np.ndarray, np.ndarray]:
             images.append(np.frombuffer(x, dtype=np.uint8).reshape(shape))
             labels.append(np.frombuffer(y, dtype=">i2").astype(np.int64))
     conn.close()
-    return np.concatenate(images), np.concatenate(labels)
+    return np.concatenate(images), np.concatenate(labels), summary
 
 
 # --- architectures ----------------------------------------------------------------
@@ -310,6 +316,22 @@ class BackendCpu:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+
+
+def driver_started(dsn: str, output: str) -> float | None:
+    """When a job's driver opened its control session (epoch seconds): ``Driver.run``'s start.
+
+    Ask while the job runs (the driver closes its sessions at the end).
+    """
+    try:
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute("SELECT extract(epoch FROM min(backend_start)) FROM pg_stat_activity "
+                        "WHERE application_name LIKE %s", (f"gpdl:%{output}:control",))
+            value = cur.fetchone()[0]
+        conn.close()
+    except psycopg2.Error:
+        return None
+    return float(value) if value is not None else None
 
 
 def process_cpu_seconds(pid: int) -> float | None:

@@ -231,14 +231,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([data.name, images, raw_best, gpdl_best, images / gpdl_best, ratio])
             result["sets"][data.name] = {"images": images, "raw_img_s": raw_best,
                                          "gpdl_img_s": gpdl_best, "ratio": ratio}
-        memory = [memory_run(dsn, small, args.batch_size),
-                  memory_run(dsn, sets[0], args.batch_size)]
+        # A segment's memory settles after its first few rows: give the small run
+        # several rows per segment (--quick: 500 files, so smaller rows).
+        memory_batch = args.batch_size if not args.quick else 50
+        memory = [memory_run(dsn, small, memory_batch), memory_run(dsn, sets[0], memory_batch)]
     result["memory"] = memory
+    result["memory_batch_size"] = memory_batch
 
     print()
     common.print_table(
         ["data set", "images", "raw Pillow img/s", "gpdl img/s", "gpdl s", "ratio"], rows)
-    print()
+    print(f"\nloader memory, {memory_batch} images per row:")
     common.print_table(
         ["files", "load s", "peak backend anon MiB", "peak sum anon MiB",
          "peak backend RSS MiB (incl. shared buffers)"],

@@ -103,9 +103,9 @@ def keras_baseline(dsn: str, configs: list[dict], iterations: int, seed: int,
     keras = keras_model.import_keras()
     watch = common.Stopwatch()
     with watch("export"):
-        pixels, labels = common.export_packed(dsn, TRAIN_PACKED)
-        x = pixels.astype(np.float32) / np.float32(255.0)
-        one_hot = np.eye(10, dtype=np.float32)[labels]
+        pixels, labels, summary = common.export_packed(dsn, TRAIN_PACKED)
+        x = pixels.astype(np.float32) / np.float32(summary["normalizing_const"])
+        one_hot = np.eye(summary["num_classes"], dtype=np.float32)[labels]
     per_config = []
     for config in configs:
         params = selection.parse_compile_params(config["compile_params"])
@@ -125,8 +125,7 @@ def keras_baseline(dsn: str, configs: list[dict], iterations: int, seed: int,
         images = len(x) * fit.epochs * iterations
         per_config.append({"mst_key": config["mst_key"], "images": images,
                            "train_s": trained - started, "eval_s": evaluated - trained,
-                           "train_cpu_s": cpu,
-                           "loss": result["loss"]})
+                           "train_cpu_s": cpu, "loss": result["loss"]})
         common.say(f"  (b) mst {config['mst_key']}: {images} images in "
                    f"{trained - started:.1f} s = {images / (trained - started):.0f} img/s")
     return {"import_s": import_s, "export_s": watch.seconds["export"],
@@ -168,7 +167,7 @@ class JobClock:
         now = time.time()
         if event.kind == "unit":
             if self.driver_started is None:
-                self.driver_started = self._control_backend_start()
+                self.driver_started = common.driver_started(self._dsn, self._output)
             config, segment = map(int, self._UNIT.search(event.detail).groups())
             self.units.append(_UnitDone(now, event.iteration, config, segment))
             self.cpu.sample()
@@ -178,19 +177,6 @@ class JobClock:
             self.finished_at = now
         elif event.kind == "retry":
             common.say(f"  (a) retry: {event.detail}")
-
-    def _control_backend_start(self) -> float | None:
-        """When the driver opened its control session: the start of ``Driver.run``."""
-        try:
-            with psycopg2.connect(self._dsn) as conn, conn.cursor() as cur:
-                cur.execute("SELECT extract(epoch FROM min(backend_start)) FROM "
-                            "pg_stat_activity WHERE application_name LIKE %s",
-                            (f"gpdl:%{self._output}:control",))
-                value = cur.fetchone()[0]
-            conn.close()
-            return float(value) if value is not None else None
-        except psycopg2.Error:
-            return None
 
 
 def unit_durations(clock: JobClock, started: float) -> dict[tuple[int, int, int], dict]:
@@ -529,6 +515,11 @@ def report_replay(result: dict) -> None:
                        [[",".join(map(str, r["configs"])), r["multiple"],
                          r["fixed_rotation_s"], r["mop_s"], r["speedup"]]
                         for r in result["replay"]])
+    everything = [r for r in result["replay"] if len(r["configs"]) == len(result["configs"])]
+    if everything:
+        print(f"check: replaying all {len(result['configs'])} configurations gives "
+              f"{everything[0]['mop_s']:.2f} s; the real run's training phase took "
+              f"{result['rounds'][-1]['mop']['train_s']:.2f} s")
     odd = [r["speedup"] for r in result["replay"] if not r["multiple"]]
     if odd:
         print(f"not a multiple of #segments: MOP finishes {min(odd):.2f}x-{max(odd):.2f}x "

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import select
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -131,30 +131,72 @@ def execute_async(
     Returns:
         The statement's rowcount.
     """
-    conn = psycopg2.connect(dsn, async_=1, application_name="gpdl")
+    conn = connect_async(dsn, poll_seconds)
     try:
-        _wait(conn, poll_seconds)
         if on_connect:
             on_connect(conn)
-        # psycopg2 keeps only the last 50 notices in a list: take all of them.
-        conn.notices = deque()
-        cur = conn.cursor()
-        cur.execute(statement if isinstance(statement, str) else statement.as_string(conn))
-        done = False
-        try:
-            while not done:
-                done = _poll_once(conn, poll_seconds)
-                while conn.notices:
-                    notice = conn.notices.popleft()
-                    if on_notice:
-                        on_notice(notice.split(":", 1)[-1].strip())
-        except BaseException:
-            if not done:
-                _cancel_quietly(conn)  # closing alone leaves the statement running
-            raise
-        return cur.rowcount
+        return execute_on(conn, statement, on_notice=on_notice, poll_seconds=poll_seconds
+                          ).rowcount
     finally:
         conn.close()
+
+
+def connect_async(dsn: str, poll_seconds: float = 0.2):
+    """Open an asynchronous (autocommit) connection for ``execute_on``.
+
+    Raises:
+        FatalError: the server cannot be reached.
+    """
+    try:
+        conn = psycopg2.connect(dsn, async_=1, application_name="gpdl")
+        _wait(conn, poll_seconds)
+    except psycopg2.OperationalError as error:
+        raise errors.FatalError(f"cannot connect to the database: {error}".strip()) from error
+    # psycopg2 keeps only the last 50 notices in a list: take all of them.
+    conn.notices = deque()
+    return conn
+
+
+def execute_on(
+    conn,
+    statement: sql.Composable | str,
+    params: Sequence[Any] | None = None,
+    on_notice: Callable[[str], None] | None = None,
+    poll_seconds: float = 0.2,
+):
+    """Run one statement on an asynchronous connection, streaming its NOTICEs.
+
+    An exception while waiting (one raised by ``on_notice``, a
+    KeyboardInterrupt) cancels the statement on the server before it propagates.
+
+    Args:
+        conn: a connection from ``connect_async``.
+        statement: the statement to run.
+        params: its parameters. Defaults to None.
+        on_notice: called with each notice's message as it arrives.
+        poll_seconds: how long to wait for the socket between checks.
+
+    Returns:
+        The cursor, its results ready to fetch.
+
+    Raises:
+        psycopg2.Error: the statement failed on the server.
+    """
+    cur = conn.cursor()
+    cur.execute(statement if isinstance(statement, str) else statement.as_string(conn), params)
+    done = False
+    try:
+        while not done:
+            done = _poll_once(conn, poll_seconds)
+            while conn.notices:
+                notice = conn.notices.popleft()
+                if on_notice:
+                    on_notice(notice.split(":", 1)[-1].strip())
+    except BaseException:
+        if not done:
+            _cancel_quietly(conn)  # closing alone leaves the statement running
+        raise
+    return cur
 
 
 def _cancel_quietly(conn) -> None:

@@ -239,7 +239,9 @@ def _packed_ddl(engine, output: TableName) -> list[sql.Composable]:
         "CREATE TABLE {} (__dist_key__ integer NOT NULL, buffer_id integer NOT NULL, "
         "x bytea NOT NULL, y bytea NOT NULL, x_shape integer[] NOT NULL, "
         "y_shape integer[] NOT NULL, PRIMARY KEY (__dist_key__, buffer_id)){}"
-    ).format(output.identifier, engine.distributed_by_key())]
+    ).format(output.identifier, engine.distributed_by_key()),
+        # uint8 pixels: pglz costs CPU on every write and read for little space
+        sql.SQL("ALTER TABLE {} ALTER COLUMN x SET STORAGE EXTERNAL").format(output.identifier)]
 
 
 def _pack_sql(engine, output: TableName, shuffled: sql.Identifier, size: int,

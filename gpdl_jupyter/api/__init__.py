@@ -26,11 +26,15 @@ from gpdl_jupyter.api._connect import connect, dsn, info
 from gpdl_jupyter.api._data import load_images, preprocess
 from gpdl_jupyter.api._inference import gpu_usage, predict, predict_image
 from gpdl_jupyter.api._models import delete_model, load_model, select_models
+from gpdl_jupyter.api._servers import add_server, servers_dir
+from gpdl_jupyter.api._tables import drop_tables
 from gpdl_jupyter.api._training import fit, resume, status, stop
 
 __all__ = [
+    "add_server",
     "connect",
     "delete_model",
+    "drop_tables",
     "dsn",
     "fit",
     "gpu_usage",
@@ -42,6 +46,7 @@ __all__ = [
     "preprocess",
     "resume",
     "select_models",
+    "servers_dir",
     "status",
     "stop",
 ]

@@ -195,8 +195,10 @@ def test_s3_connection_errors_are_clear(dsn, conn, embedded_server, table) -> No
         "key": "k", "secret": "s", "client_kwargs": {
             "endpoint_url": f"http://127.0.0.1:{free_port()}", "region_name": REGION},
         "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}}})
-    with pytest.raises(UsageError, match="s3://b/x"):
+    before = user_tables(conn)
+    with pytest.raises(UsageError, match=r"cannot list s3://b/x: .*Connect"):
         load_images(dsn, "s3://b/x", table, server="down")
+    assert user_tables(conn) == before
     with pytest.raises(psycopg2.Error), conn.cursor() as cur:
         cur.execute("SELECT gpdl.count_files('s3://b/x', 'down')")
     conn.rollback()

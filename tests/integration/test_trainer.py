@@ -312,6 +312,10 @@ def stopped_run(dsn: str, ids: dict[str, int]) -> dict:
     others = _units_of(dsn, "tr_stop")
     _wait_for(lambda: _units_of(dsn, "tr_stop") >= others + 2, what="2 more units")
     assert job.running(), "the job ended before it could be stopped: give it more work"
+    with pytest.MonkeyPatch.context() as patch:  # one driver per job at a time
+        patch.setattr(mop_driver, "LOCK_WAIT_SECONDS", 0.5)
+        with pytest.raises(UsageError, match="being trained by another driver"):
+            resume(dsn, "tr_stop")
     job.stop()
     stopped = job.wait(timeout=60)
     before = set(h.progress(dsn, "tr_stop"))

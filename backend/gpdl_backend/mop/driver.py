@@ -31,6 +31,7 @@ from gpdl_backend.mop.worker import CACHE_MISS
 
 MAX_UNIT_ATTEMPTS = 4
 RECONNECT_SECONDS = 60.0
+LOCK_WAIT_SECONDS = 10.0  # a killed driver's control backend needs a moment to go
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,17 @@ class Event:
 
 
 class _Session:
-    """One segment's database session, reconnected when it drops."""
+    """One segment's database session, reconnected when it drops.
 
-    def __init__(self, dsn: str, name: str) -> None:
+    Args:
+        on_connect: called with each new connection (the control session
+            takes the job's lock there). Defaults to None.
+    """
+
+    def __init__(self, dsn: str, name: str,
+                 on_connect: Callable[[Any], None] | None = None) -> None:
         self.dsn, self.name = dsn, name
+        self.on_connect = on_connect
         self.conn: Any = None
         self.warm: set[str] = set()  # cache keys this backend holds
 
@@ -109,6 +117,12 @@ class _Session:
                         raise
                     time.sleep(0.5)
             self.warm.clear()  # a new backend has no cache
+            if self.on_connect is not None:
+                try:
+                    self.on_connect(self.conn)
+                except BaseException:
+                    self.drop()
+                    raise
         return self.conn
 
     def drop(self) -> None:
@@ -130,6 +144,34 @@ def application_name(output: tables.OutputTables, segment: int) -> str:
     return f"gpdl:{output.model}:seg{segment}"[:63]
 
 
+def lock_job(conn: Any, output: tables.OutputTables, hold: bool = True,
+             wait_seconds: float | None = None) -> None:
+    """Take the job's session-level advisory lock: one driver per job at a time.
+
+    Args:
+        conn: an autocommit connection; the lock lives as long as its session.
+        hold: keep the lock (a driver) or release it at once (a check before
+            planning). Defaults to True.
+        wait_seconds: how long to retry. Defaults to ``LOCK_WAIT_SECONDS``.
+
+    Raises:
+        UsageError: another driver holds the lock.
+    """
+    key = f"gpdl:{output.model}"
+    deadline = time.monotonic() + (LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds)
+    with conn.cursor() as cur:
+        while True:
+            cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
+            if cur.fetchone()[0]:
+                if not hold:
+                    cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+                return
+            if time.monotonic() > deadline:
+                raise UsageError(f"job {output.model} is being trained by another driver; "
+                                 "stop it (or wait for it) before resuming or restarting it")
+            time.sleep(0.25)
+
+
 class Driver:
     """Runs a ``JobPlan`` to the end, a stop request, or a fatal error.
 
@@ -143,7 +185,8 @@ class Driver:
         self.listener = listener or (lambda _event: None)
         self.sessions = [_Session(plan.dsn, application_name(plan.output, s.index))
                          for s in plan.segments]
-        self.control = _Session(plan.dsn, f"gpdl:{plan.output.model}:control"[:63])
+        self.control = _Session(plan.dsn, f"gpdl:{plan.output.model}:control"[:63],
+                                on_connect=lambda conn: lock_job(conn, plan.output))
         self.results: queue.Queue = queue.Queue()
         self.stop_event = threading.Event()
         self.started = time.monotonic()
@@ -364,7 +407,11 @@ class Driver:
         return False
 
     def _terminate_orphans(self) -> None:
-        """End sessions of an earlier driver of this job still running a unit."""
+        """End sessions of an earlier driver of this job still running a unit.
+
+        Taking the job's lock first (the control session's ``on_connect``)
+        makes sure that driver is gone, not merely slow.
+        """
         names = [s.name for s in self.sessions]
         conn = self.control.connection()
         with conn.cursor() as cur:

@@ -24,7 +24,7 @@ from gpdl_backend import engine as engines
 from gpdl_backend.client import TableName, connect, raise_from_server, table_exists, table_name
 from gpdl_backend.errors import GpdlError, UsageError
 from gpdl_backend.mop import tables
-from gpdl_backend.mop.driver import Config, Driver, Event, JobPlan, Segment
+from gpdl_backend.mop.driver import Config, Driver, Event, JobPlan, Segment, lock_job
 from gpdl_backend.mop.scheduler import Unit
 from gpdl_backend.preprocess import read_summary
 
@@ -102,12 +102,15 @@ def resume(dsn: str, model_output_table: str, background: bool = False,
     """Continue a job from its last committed unit (killed driver, server restart, stop).
 
     Raises:
-        UsageError: no such job, or it already finished.
+        UsageError: no such job, it already finished, or another driver runs it.
     """
     output = tables.OutputTables(table_name(model_output_table))
     conn = connect(dsn)
     try:
         plan = _resumed_plan(conn, dsn, output)
+    except psycopg2.Error as error:
+        conn.rollback()
+        raise_from_server(error)
     finally:
         conn.close()
     return TrainingJob.run(plan, background, listener)
@@ -307,6 +310,8 @@ def _new_plan(conn, dsn, output, source, mst_table, validation, num_iterations, 
         if not warm_start and any(table_exists(cur, t) for t in output.all()):
             raise UsageError(f"table {output.model} (or its _info/_summary/_progress) already "
                              "exists; drop it or pass warm_start=True")
+        if warm_start:
+            lock_job(conn, output, hold=False)  # never drop a running job's tables
         if use_gpus:
             _check_gpus(cur, engine)
         infos: dict[int, dict] = {}
@@ -390,6 +395,7 @@ def _resumed_plan(conn, dsn: str, output: tables.OutputTables) -> JobPlan:
         status, segments = cur.fetchone()
         if status == tables.FINISHED:
             raise UsageError(f"job {output.model} already finished")
+        lock_job(conn, output, hold=False)
         engine = engines.probe(conn, segments)
         cur.execute(sql.SQL("UPDATE {} SET status = %s, stop_requested = false, error = NULL")
                     .format(output.summary.identifier), (tables.RUNNING,))

@@ -26,6 +26,7 @@ from types import ModuleType
 from gpdl_jupyter.magics.commands import (
     arch,
     connect,
+    drop,
     fit,
     gpu,
     load,
@@ -53,6 +54,7 @@ COMMANDS: dict[str, ModuleType] = {
     "resume": resume,
     "predict": predict,
     "gpu": gpu,
+    "drop": drop,
 }
 """Command name -> module."""
 

@@ -1,0 +1,657 @@
+"""Build the tutorial notebooks from the readable cell lists below.
+
+The ``.ipynb`` files are generated: edit this file, then run
+``.venv/bin/python notebooks/build.py`` (``--check`` only reports stale files;
+a unit test runs it). Outputs are left empty except for the cells marked
+``# NBVAL_CHECK_OUTPUT``, whose expected output is written here next to the
+code; ``pytest --nbval-lax`` compares those and only runs the others.
+
+Every cell carries reveal.js slide metadata (``jupyter nbconvert --to slides``):
+a step's heading opens a slide, its code follows on that slide, set-up and CI
+checks are skipped.
+
+Environment the notebooks read (all optional):
+    DATABASE_URL     the database; default the embedded server (started on demand)
+    GPDL_DEMO_LIMIT  training images of the quickstart (stratified); default 6000 (10%)
+    GPDL_DEMO_DATA   where the image files go; default under the gpdl home
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+HERE = Path(__file__).resolve().parent
+CHECK = "# NBVAL_CHECK_OUTPUT"
+
+
+def md(text: str, slide: str = "slide") -> dict:
+    """A markdown cell; ``slide`` is its reveal.js slide type."""
+    return {"kind": "markdown", "source": textwrap.dedent(text).strip(), "slide": slide}
+
+
+def code(text: str, slide: str = "-") -> dict:
+    """A code cell whose output is not compared (it runs, and must not fail)."""
+    return {"kind": "code", "source": textwrap.dedent(text).strip(), "slide": slide}
+
+
+def check(text: str, expected: str, slide: str = "skip") -> dict:
+    """A code cell whose printed output must be ``expected`` (``# NBVAL_CHECK_OUTPUT``)."""
+    return {"kind": "code", "source": CHECK + "\n" + textwrap.dedent(text).strip(),
+            "slide": slide, "expected": textwrap.dedent(expected).lstrip("\n")}
+
+
+# --- 01 quickstart ---------------------------------------------------------------------------
+QUICKSTART = [
+    md("""
+        # gpdl quickstart: deep learning *inside* PostgreSQL
+
+        The four steps of the reference demo, on Fashion-MNIST:
+
+        1. **Load** images into a table, read in parallel by every segment
+        2. **Define** model configurations: architectures × hyperparameters
+        3. **Train** them all at once (model hopper parallelism), with live learning curves
+        4. **Infer**: the top-3 classes of an image, computed in the database
+
+        Everything runs in the database; the notebook only sends commands and draws.
+        """),
+    md("""
+        A small-data choice so that the four steps run in a couple of minutes:
+        a stratified subset of Fashion-MNIST (10% by default, every class equally).
+        """, slide="subslide"),
+    code("""
+        import os
+        from pathlib import Path
+
+        from gpdl_backend.embedded import default_home
+
+        DEMO_LIMIT = int(os.environ.get("GPDL_DEMO_LIMIT", 6000))  # of the 60,000 training images
+        ITERATIONS = 3                                               # passes over the data
+        DATA = Path(os.environ.get("GPDL_DEMO_DATA")
+                    or default_home() / "datasets" / f"fashion-mnist-{DEMO_LIMIT}")
+        """),
+    code("""
+        %load_ext gpdl_jupyter
+        %config GpdlMagic.theme = 'presentation'
+
+        import plotly.io as pio
+
+        pio.renderers.default = "plotly_mimetype+notebook"  # charts in exported HTML too
+        """, slide="skip"),
+    md("""
+        Connect: `$DATABASE_URL` when it is set, else the embedded PostgreSQL server
+        (started on demand, gpdl installed). Then a clean slate: drop what an earlier run of
+        this notebook made.
+        """, slide="subslide"),
+    code("""
+        %gpdl connect
+        """),
+    code("""
+        %gpdl drop fashion_models fashion_mst fashion_arch
+        """, slide="skip"),
+    md("""
+        ## 1 · Load
+
+        Fashion-MNIST as PNG files in one folder per class (Debian's `dataset-fashion-mnist`),
+        then into image tables: many images per row, every segment reads its share of the files.
+        """),
+    code("""
+        from gpdl_backend.datasets import write_fashion_mnist
+
+        write_fashion_mnist(DATA, limit=DEMO_LIMIT)
+        """),
+    code("""
+        %gpdl load {{DATA}}/train fashion_train --color-mode L --if-exists replace
+        """),
+    code("""
+        %gpdl load {{DATA}}/test fashion_test --color-mode L --if-exists replace
+        """),
+    md("""
+        Pack the images into training and validation buffers spread over the segments
+        (the validation data gets the training data's classes).
+        """, slide="subslide"),
+    code("""
+        packed = %gpdl preprocess fashion_train fashion_train_packed --if-exists replace
+        %gpdl preprocess fashion_test fashion_test_packed --validation-of fashion_train_packed --if-exists replace
+        """),
+    check("""
+        print(len(packed.class_values), "classes:", ", ".join(packed.class_values))
+        print("images of", "x".join(map(str, packed.image_shape)), "pixels")
+        """, """
+        10 classes: ankle_boot, bag, coat, dress, pullover, sandal, shirt, sneaker, t-shirt_top, trouser
+        images of 28x28x1 pixels
+        """),
+    md("""
+        ## 2 · Define configurations
+
+        Two small CNNs into a model architecture table (MADlib's `load_keras_model`)...
+        """),
+    code("""
+        import keras
+
+
+        def small_cnn(filters: int) -> keras.Model:
+            return keras.Sequential([
+                keras.Input(shape=(28, 28, 1)),
+                keras.layers.Conv2D(filters, 3, activation="relu"),
+                keras.layers.MaxPooling2D(),
+                keras.layers.Flatten(),
+                keras.layers.Dense(10, activation="softmax"),
+            ])
+
+
+        cnn_8, cnn_16 = small_cnn(8), small_cnn(16)
+        """),
+    code("""
+        narrow = %gpdl arch fashion_arch --from cnn_8 --name cnn-8
+        wide = %gpdl arch fashion_arch --from cnn_16 --name cnn-16
+        """),
+    check("""
+        print("model ids:", narrow, wide)
+        """, """
+        model ids: 1 2
+        """),
+    md("""
+        ... and a grid of hyperparameters (MADlib's `generate_model_configs`):
+        2 architectures × 2 learning rates = 4 configurations.
+        """, slide="subslide"),
+    code("""
+        %%gpdl select fashion_mst --arch fashion_arch --if-exists replace
+        model_ids: [{{narrow}}, {{wide}}]
+        compile:
+          loss: [categorical_crossentropy]
+          optimizer_params_list:
+            - optimizer: [Adam]
+              lr: [0.001, 0.003]
+          metrics: [accuracy]
+        fit:
+          batch_size: [64]
+          epochs: [1]
+        """),
+    md("""
+        ## 3 · Train all configurations at once
+
+        Model hopper parallelism: every configuration visits every segment's data once per
+        iteration, and the segments never wait for each other. The curves update live while
+        the job trains in the background; `wait()` blocks until it ends.
+        """),
+    code("""
+        curves = %gpdl fit fashion_train_packed fashion_models fashion_mst --iterations {{ITERATIONS}} --validation fashion_test_packed --metrics-frequency 1
+        curves
+        """),
+    code("""
+        curves.wait()
+        %gpdl status fashion_models
+        """),
+    md("""
+        The same chart as a static figure: it stays visible in the exported HTML and in the
+        slides, where live widgets do not run.
+        """, slide="subslide"),
+    code("""
+        curves.snapshot()
+        """),
+    check("""
+        print(curves.status, "·", curves.configs_count, "configurations ·",
+              curves.traces_count, "curves")
+        """, """
+        finished · 4 configurations · 12 curves
+        """),
+    md("""
+        ## 4 · Infer
+
+        The top-3 classes of a stored test image, by the best configuration; inference runs
+        in the database. In the widget, choose another stored image or upload one.
+        """),
+    code("""
+        topk = %gpdl predict fashion_models -k 3 --images fashion_test
+        topk
+        """),
+    code("""
+        sneaker = sorted((DATA / "test" / "sneaker").glob("*.png"))[0]
+        top3 = topk.choose(str(sneaker))
+        topk.snapshot()
+        """),
+    check("""
+        probabilities = [row["prob"] for row in top3]
+        print(topk.bars_count, "bars;", len(top3), "classes, most probable first:",
+              probabilities == sorted(probabilities, reverse=True))
+        """, """
+        3 bars; 3 classes, most probable first: True
+        """),
+    md("""
+        ## What happened where
+
+        * The images, the packed buffers, the models and every learning curve are tables
+          (`fashion_models_info`, `fashion_models_summary`): `%gpdl status fashion_models`
+          from any session, or plain SQL.
+        * `%gpdl fit --show-sql` and every other command with `--show-sql` print what they run.
+        * Next: `02_object_storage` (load from S3), `03_architecture_editor` (change a model,
+          retrain, compare), `04_greenplum` (the same commands on a cluster).
+        """),
+]
+
+# --- 02 object storage -----------------------------------------------------------------------
+OBJECT_STORAGE = [
+    md("""
+        # Loading images from object storage
+
+        gpdl reads `s3://` (and `gs://`, `http(s)://`) locations with fsspec, *inside* the
+        database: every segment fetches its share of the files. Credentials live in a named
+        server config on the database host (like PXF's `SERVER=`), never in SQL.
+
+        Here an S3-compatible server runs on this machine's loopback: moto's server mode.
+        """),
+    code("""
+        import os
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+        from pathlib import Path
+
+        from gpdl_backend.embedded import default_home, free_port
+
+        DATA = Path(os.environ.get("GPDL_DEMO_DATA")
+                    or default_home() / "datasets" / "fashion-mnist-s3")
+        BUCKET = "fashion"
+        """, slide="skip"),
+    code("""
+        %load_ext gpdl_jupyter
+        import gpdl_jupyter.api as gpdl
+
+        %gpdl connect
+        """, slide="skip"),
+    md("""
+        ## An S3 server on loopback
+
+        `moto_server` from the virtual environment, on a free port.
+        """),
+    code("""
+        port = free_port()
+        moto_server = Path(sys.executable).with_name("moto_server")  # in the virtual environment
+        moto = subprocess.Popen([str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        endpoint = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        print("S3 server ready")
+        """),
+    md("""
+        A bucket with 200 training and 200 test images of Fashion-MNIST, uploaded with boto3.
+        """, slide="subslide"),
+    code("""
+        import boto3
+
+        from gpdl_backend.datasets import write_fashion_mnist
+
+        counts = write_fashion_mnist(DATA, limit=200)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="demo", aws_secret_access_key="demo-secret")
+        s3.create_bucket(Bucket=BUCKET)
+        files = sorted(p for p in DATA.rglob("*.png"))
+        for path in files:
+            s3.upload_file(str(path), BUCKET, path.relative_to(DATA).as_posix())
+        """),
+    check("""
+        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="train/")["KeyCount"]
+        print(counts, "·", len(files), "files uploaded ·", listed, "under train/")
+        """, """
+        {'train': 200, 'test': 200} · 400 files uploaded · 200 under train/
+        """),
+    md("""
+        ## Credentials: a named server config
+
+        `gpdl.add_server` is `gpdl servers add` from Python: it writes
+        `<servers_dir>/<name>.json` (mode 0600) where the database reads it.
+        SQL and the magics only name it: `--server fashion_s3`.
+        """),
+    code("""
+        gpdl.add_server("fashion_s3", endpoint_url=endpoint, region="us-east-1",
+                        key="demo", secret="demo-secret")
+        """),
+    md("""
+        ## Load, as from a folder
+
+        The label of an image is its folder's name, as on disk.
+        """),
+    code("""
+        train = %gpdl load s3://{{BUCKET}}/train fashion_s3_train --server fashion_s3 --color-mode L --if-exists replace
+        test = %gpdl load s3://{{BUCKET}}/test fashion_s3_test --server fashion_s3 --color-mode L --if-exists replace
+        """),
+    check("""
+        print(train.images, "training and", test.images, "test images,",
+              train.errors + test.errors, "skipped")
+        """, """
+        200 training and 200 test images, 0 skipped
+        """),
+    md("""
+        `--show-sql` shows what runs: the segments call `gpdl.read_images(...)` with the
+        location and the server's *name*; the secret never appears.
+        """, slide="subslide"),
+    code("""
+        %gpdl load s3://{{BUCKET}}/train fashion_s3_train --server fashion_s3 --show-sql
+        """),
+    md("""
+        From here on the tables are like any other: `%gpdl preprocess`, `%gpdl fit`...
+        """, slide="subslide"),
+    code("""
+        packed = %gpdl preprocess fashion_s3_train fashion_s3_packed --if-exists replace
+        """),
+    check("""
+        print(packed.images, "images,", len(packed.class_values), "classes")
+        """, """
+        200 images, 10 classes
+        """),
+    code("""
+        moto.terminate()
+        moto.wait(timeout=30)
+        %gpdl drop fashion_s3_train fashion_s3_test fashion_s3_packed
+        """, slide="skip"),
+]
+
+# --- 03 architecture editor ------------------------------------------------------------------
+ARCHITECTURE_EDITOR = [
+    md("""
+        # The architecture editor: change a model, retrain, compare
+
+        The editor shows a model's layers as an editable list, with every layer's output shape
+        and parameter count as you edit, and Keras's own error next to a layer it refuses.
+        Here it is driven from code (`add_layer`, `set_layer`, ...), so the notebook runs
+        headless; in JupyterLab the same happens with its buttons.
+        """),
+    code("""
+        import os
+        from pathlib import Path
+
+        from gpdl_backend.embedded import default_home
+
+        DATA = Path(os.environ.get("GPDL_DEMO_DATA")
+                    or default_home() / "datasets" / "fashion-mnist-1000")
+        """, slide="skip"),
+    code("""
+        %load_ext gpdl_jupyter
+        import plotly.io as pio
+
+        pio.renderers.default = "plotly_mimetype+notebook"  # charts in exported HTML too
+        %gpdl connect
+        %gpdl drop editor_models editor_retrained editor_mst editor_arch
+        """, slide="skip"),
+    md("""
+        ## A baseline
+
+        1,000 training images of Fashion-MNIST, one small CNN, one configuration, two iterations.
+        """),
+    code("""
+        from gpdl_backend.datasets import write_fashion_mnist
+
+        write_fashion_mnist(DATA, limit=1000)
+        %gpdl load {{DATA}}/train editor_train --color-mode L --if-exists replace
+        %gpdl load {{DATA}}/test editor_test --color-mode L --if-exists replace
+        %gpdl preprocess editor_train editor_train_packed --if-exists replace
+        %gpdl preprocess editor_test editor_test_packed --validation-of editor_train_packed --if-exists replace
+        """),
+    code("""
+        import keras
+
+        baseline = keras.Sequential([
+            keras.Input(shape=(28, 28, 1)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+        base_id = %gpdl arch editor_arch --from baseline --name baseline
+        """),
+    code("""
+        %%gpdl select editor_mst --arch editor_arch --if-exists replace
+        model_ids: [{{base_id}}]
+        compile:
+          loss: [categorical_crossentropy]
+          optimizer_params_list:
+            - optimizer: [Adam]
+              lr: [0.003]
+          metrics: [accuracy]
+        fit:
+          batch_size: [32]
+          epochs: [1]
+        """),
+    code("""
+        %gpdl fit editor_train_packed editor_models editor_mst --iterations 2 --validation editor_test_packed --metrics-frequency 1 --wait
+        """),
+    md("""
+        ## Edit the model
+
+        Open the baseline in the editor, with the model selection table to add the result to.
+        """),
+    code("""
+        editor = %gpdl arch editor_arch --model-id {{base_id}} --select editor_mst
+        editor
+        """),
+    check("""
+        print(" → ".join(layer.describe() for layer in editor.layers))
+        print(f"{editor.num_params:,} parameters")
+        """, """
+        Conv2D 8 3×3 relu → MaxPooling2D 2×2 → Flatten → Dense 10 softmax
+        13,610 parameters
+        """),
+    md("""
+        Twice the filters, a hidden layer with dropout before the output: the shapes and
+        the parameter count follow every edit.
+        """, slide="subslide"),
+    code("""
+        editor.set_layer(0, units=16)
+        editor.add_layer("Dense", units=32, activation="relu")
+        editor.add_layer("Dropout", rate=0.25)
+        """),
+    check("""
+        print(" → ".join(layer.describe() for layer in editor.layers))
+        print(f"{editor.num_params:,} parameters; Keras refused:", editor.error or "nothing")
+        """, """
+        Conv2D 16 3×3 relu → MaxPooling2D 2×2 → Flatten → Dense 32 relu → Dropout 0.25 → Dense 10 softmax
+        87,050 parameters; Keras refused: nothing
+        """),
+    md("""
+        ## Save, add to the selection, retrain
+
+        Saving writes a new `model_id`; "add to selection" pairs it with every
+        (compile, fit) setting already in `editor_mst`. Then one job trains both models.
+        """),
+    code("""
+        new_id = editor.save(name="wider + dropout")
+        added = editor.add_to_selection()
+        added
+        """),
+    check("""
+        print(f"model_id {new_id}:", len(added), "configuration added")
+        """, """
+        model_id 2: 1 configuration added
+        """),
+    code("""
+        retrained = %gpdl fit editor_train_packed editor_retrained editor_mst --iterations 2 --validation editor_test_packed --metrics-frequency 1
+        retrained.wait()
+        retrained
+        """),
+    md("""
+        ## Compare
+
+        One colour per configuration in every chart; solid: validation, dashed: training.
+        """),
+    code("""
+        retrained.metric = "metric"   # accuracy instead of loss
+        retrained.snapshot()
+        """),
+    check("""
+        print(retrained.status, "·", retrained.configs_count, "configurations")
+        """, """
+        finished · 2 configurations
+        """),
+]
+
+# --- 04 greenplum ----------------------------------------------------------------------------
+GREENPLUM = [
+    md("""
+        # Connecting to a Greenplum / Apache Cloudberry cluster
+
+        The same commands as on the embedded PostgreSQL: only the connection changes.
+        A *segment* is then a primary segment of the cluster; tables are
+        `DISTRIBUTED BY (__dist_key__)` and each segment trains on the rows it holds.
+
+        *This notebook needs a cluster: it is not executed in CI, but every cell is checked
+        to be valid.*
+        """),
+    md("""
+        ## 1 · Install gpdl on the cluster (once)
+
+        As a superuser (plpython3u is untrusted). Every segment host needs the same Python
+        environment (TensorFlow, Keras, `gpdl_backend`) at the same path: `--site-path` tells
+        the segments where it is, since their `PYTHONPATH` comes from `greenplum_path.sh`.
+        """),
+    code("""
+        GREENPLUM_URL = "postgresql://gpadmin@mdw:5432/gpdl"   # the coordinator, over TCP
+        SITE_PACKAGES = "/opt/gpdl/.venv/lib/python3.11/site-packages"
+        """),
+    code("""
+        !gpdl install {GREENPLUM_URL} --site-path {SITE_PACKAGES} --servers-dir /etc/gpdl/servers
+        !gpdl doctor {GREENPLUM_URL}
+        """),
+    md("""
+        ## 2 · Connect
+
+        `%gpdl connect` with the URL (or a jupysql alias, or `$DATABASE_URL`).
+        """),
+    code("""
+        %load_ext gpdl_jupyter
+        %config GpdlMagic.theme = 'presentation'
+        %gpdl connect {{GREENPLUM_URL}}
+        """),
+    code("""
+        %gpdl status
+        """),
+    md("""
+        ## 3 · The four steps, unchanged
+
+        Object-store credentials go in `/etc/gpdl/servers/<name>.json` on *every* host
+        (`gpdl servers add minio --endpoint-url ... --key ... --secret ...` there).
+        """),
+    code("""
+        %gpdl load s3://images/cifar10/train train_images --server minio
+        %gpdl load s3://images/cifar10/test test_images --server minio
+        %gpdl preprocess train_images train_packed
+        %gpdl preprocess test_images test_packed --validation-of train_packed
+        """),
+    code("""
+        import keras
+
+        cnn = keras.Sequential([
+            keras.Input(shape=(32, 32, 3)),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+        cnn_id = %gpdl arch model_arch_library --from cnn --name cnn
+        """),
+    code("""
+        %%gpdl select mst_table --arch model_arch_library
+        model_ids: [{{cnn_id}}]
+        compile:
+          loss: [categorical_crossentropy]
+          optimizer_params_list:
+            - optimizer: [Adam, RMSprop]
+              lr: [0.001, 0.0001]
+          metrics: [accuracy]
+        fit:
+          batch_size: [64, 128]
+          epochs: [1]
+        """),
+    md("""
+        One GPU per segment where the segment hosts have them; the GPU monitor reads their use
+        from the database side.
+        """, slide="subslide"),
+    code("""
+        curves = %gpdl fit train_packed cifar_models mst_table --iterations 10 --validation test_packed --use-gpus
+        curves
+        """),
+    code("""
+        %gpdl gpu
+        """),
+    code("""
+        %gpdl predict cifar_models -k 3 --images test_images
+        """),
+    md("""
+        `--show-sql` on any command shows the Greenplum statements: one statement that runs on
+        every segment for loading, `WHERE __dist_key__ = k` for one segment's unit of training.
+        """, slide="subslide"),
+    code("""
+        %gpdl fit train_packed cifar_models mst_table --iterations 10 --show-sql
+        """),
+]
+
+NOTEBOOKS = {
+    "01_quickstart.ipynb": QUICKSTART,
+    "02_object_storage.ipynb": OBJECT_STORAGE,
+    "03_architecture_editor.ipynb": ARCHITECTURE_EDITOR,
+    "04_greenplum.ipynb": GREENPLUM,
+}
+"""File name -> cells."""
+
+
+def build(cells: list[dict], prefix: str) -> nbformat.NotebookNode:
+    """A notebook of ``cells`` with stable cell ids (``<prefix>-<n>``)."""
+    notebook = new_notebook(metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                       "language": "python"},
+        "language_info": {"name": "python"},
+    })
+    for index, spec in enumerate(cells):
+        metadata = {"slideshow": {"slide_type": spec["slide"]}}
+        if spec["kind"] == "markdown":
+            cell = new_markdown_cell(spec["source"], metadata=metadata)
+        else:
+            outputs = [new_output("stream", name="stdout", text=spec["expected"])] \
+                if "expected" in spec else []
+            cell = new_code_cell(spec["source"], metadata=metadata, outputs=outputs)
+        cell.id = f"{prefix}-{index:02d}"
+        notebook.cells.append(cell)
+    nbformat.validate(notebook)
+    return notebook
+
+
+def rendered(name: str) -> str:
+    """The text of notebook ``name`` as built."""
+    return nbformat.writes(build(NOTEBOOKS[name], name.split("_")[0])) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the notebooks, or with ``--check`` list the ones that differ from this file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if a notebook is missing or stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for name in NOTEBOOKS:
+        path, text = HERE / name, rendered(name)
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(name)
+        if not args.check:
+            path.write_text(text)
+    verb = "stale" if args.check else "written"
+    print(f"{verb}: {', '.join(stale)}" if stale else "notebooks up to date")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
