@@ -261,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--no-install", action="store_true", help="start without installing")
     db.set_defaults(handler=cmd_db)
 
-    inst = sub.add_parser("install", parents=[common], help="create or upgrade schema gpdl in a database")
+    inst = sub.add_parser("install", parents=[common],
+                          help="create or upgrade schema gpdl in a database")
     inst.add_argument("dsn", nargs="?")
     inst.add_argument("--segments", type=int, help="PostgreSQL virtual segments")
     inst.add_argument("--site-path", action="append",
@@ -273,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("dsn", nargs="?")
     doctor.set_defaults(handler=cmd_doctor)
 
-    servers = sub.add_parser("servers", parents=[common], help="named object-store configs (credentials)")
+    servers = sub.add_parser("servers", parents=[common],
+                             help="named object-store configs (credentials)")
     servers.add_argument("action", choices=["add", "list"])
     servers.add_argument("name", nargs="?")
     servers.add_argument("--endpoint-url")
@@ -303,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--if-exists", default="fail", choices=["fail", "replace", "append"])
     load.set_defaults(handler=cmd_load)
 
-    pre = sub.add_parser("preprocess", parents=[common], help="pack an image table into training buffers")
+    pre = sub.add_parser("preprocess", parents=[common],
+                         help="pack an image table into training buffers")
     pre.add_argument("source")
     pre.add_argument("output")
     pre.add_argument("--dsn")
@@ -344,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
         job.add_argument("--dsn")
         job.set_defaults(handler=cmd_job)
 
-    demo = sub.add_parser("demo", parents=[common], help="the end-to-end demo on the embedded database")
+    demo = sub.add_parser("demo", parents=[common],
+                          help="the end-to-end demo on the embedded database")
     demo.add_argument("--data-dir", help="where to write the image files")
     demo.add_argument("--limit", type=int, help="images per split (default: all)")
     demo.set_defaults(handler=cmd_demo)

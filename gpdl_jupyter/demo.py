@@ -3,7 +3,10 @@
 Steps, each printed with its timing: start the embedded PostgreSQL and install
 gpdl; write Debian's Fashion-MNIST as PNG files in class folders; load them
 into image tables in parallel on every segment; pack them into training and
-validation buffers; print a summary.
+validation buffers; then run the quickstart notebook headless against the
+same server (load, define configurations, train them all at once, top-3
+inference) and write the executed notebook, a self-contained HTML report
+(learning curves and top-k charts drawn offline) and reveal.js slides.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from gpdl_backend.embedded import EmbeddedServer
 from gpdl_backend.images.loader import load_images
 from gpdl_backend.install import install
 from gpdl_backend.preprocess import training_preprocessor, validation_preprocessor
+from gpdl_jupyter.report import CellEvent, NotebookFailed, ReportFiles, run_notebook, write_reports
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "notebooks" / "01_quickstart.ipynb"
+"""The notebook the demo runs (in the checkout)."""
 
 
 @contextmanager
@@ -42,14 +49,25 @@ def _bar(desc: str):
 
 
 def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path | None = None,
-             limit: int | None = None) -> dict:
+             limit: int | None = None, out_dir: Path | None = None,
+             notebook: Path | None = QUICKSTART) -> dict:
     """Run the demo; returns the tables it made with their image counts.
 
     Args:
         home: gpdl home of the embedded server. Defaults to ``default_home()``.
         port: its port. Defaults to the recorded one, else 54329.
         data_dir: where the PNG files go. Defaults to ``<home>/datasets/fashion-mnist``.
-        limit: images per split (stratified), for a quick run. Defaults to all.
+        limit: images per split (stratified), for a quick run; the quickstart
+            uses the same subset. Defaults to all (the quickstart then keeps
+            its own default, a 10% subset).
+        out_dir: where the executed notebook and its reports go. Defaults to
+            ``<home>/demo``.
+        notebook: the notebook to run after the foundation steps; None skips it.
+            Defaults to the quickstart.
+
+    Raises:
+        NotebookFailed: a cell of the notebook failed (the partial notebook
+            and its report are written first).
     """
     server = EmbeddedServer.default(home, port)
     with step(f"embedded PostgreSQL under {server.home}"):
@@ -81,4 +99,32 @@ def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path |
         print(f"    {packed.images} images in {packed.buffers} buffers over "
               f"{packed.num_segments} segments, classes: {', '.join(packed.class_values)}")
     print(f"\nready: {dsn}")
+    if notebook is not None:
+        env = {"DATABASE_URL": dsn}
+        if limit is not None:  # the files just written: the notebook finds them done
+            env.update(GPDL_DEMO_LIMIT=str(limit), GPDL_DEMO_DATA=str(directory))
+        files = run_quickstart(notebook, out_dir or server.home / "demo", env)
+        print(f"\nexecuted notebook: {files.notebook}\nHTML report:       {files.html}\n"
+              f"slides:            {files.slides}")
     return made
+
+
+def _print_cell(event: CellEvent) -> None:
+    line = event.first_line if len(event.first_line) <= 70 else event.first_line[:69] + "…"
+    print(f"    [{event.index:>2}/{event.total}] {event.seconds:5.1f} s  {line}", flush=True)
+
+
+def run_quickstart(notebook: Path, out_dir: Path, env: dict[str, str]) -> ReportFiles:
+    """Execute ``notebook`` headless with ``env``, then write it and its reports to ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = notebook.stem
+    with step(f"run {notebook.name} headless (a fresh kernel, DATABASE_URL = the demo's server)"):
+        try:
+            executed = run_notebook(notebook, out_dir, env=env, on_cell=_print_cell)
+        except NotebookFailed as error:
+            files = write_reports(error.notebook, out_dir, stem)
+            print(f"    the partly executed notebook: {files.notebook}")
+            raise
+    with step(f"write the executed notebook, an HTML report and slides into {out_dir}"):
+        files = write_reports(executed, out_dir, stem)
+    return files

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 
 import pytest
+
 from gpdl_backend.errors import UsageError
 from gpdl_backend.mop.scheduler import (
     FixedRotationScheduler,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from gpdl_backend.errors import UsageError
 from gpdl_backend.selection import (
     CompileParams,
