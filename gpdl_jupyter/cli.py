@@ -236,10 +236,13 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gpdl_jupyter.demo import run_demo
+    from gpdl_jupyter.demo import QUICKSTART, run_demo
 
+    notebook = Path(args.notebook).resolve() if args.notebook else QUICKSTART
     run_demo(home=Path(args.home).resolve() if args.home else None, port=args.port,
-             data_dir=Path(args.data_dir) if args.data_dir else None, limit=args.limit)
+             data_dir=Path(args.data_dir) if args.data_dir else None, limit=args.limit,
+             out_dir=Path(args.out).resolve() if args.out else None,
+             notebook=None if args.no_notebook else notebook)
     return 0
 
 
@@ -350,7 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[common],
                           help="the end-to-end demo on the embedded database")
     demo.add_argument("--data-dir", help="where to write the image files")
-    demo.add_argument("--limit", type=int, help="images per split (default: all)")
+    demo.add_argument("--limit", type=int, help="images per split (default: all; the "
+                      "quickstart then uses its own 10%% subset)")
+    demo.add_argument("--out", help="where the executed notebook, its HTML report and "
+                      "slides go (default: <gpdl home>/demo)")
+    demo.add_argument("--notebook", help="the notebook to run (default: the quickstart)")
+    demo.add_argument("--no-notebook", action="store_true",
+                      help="stop after loading and packing the data")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

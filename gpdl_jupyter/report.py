@@ -17,7 +17,9 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,10 +30,20 @@ import nbformat
 
 from gpdl_backend.errors import FatalError
 
-__all__ = ["CellEvent", "NotebookFailed", "ReportFiles", "run_notebook", "write_reports"]
+__all__ = [
+    "CellEvent",
+    "NotebookFailed",
+    "ReportFiles",
+    "run_notebook",
+    "static_widgets",
+    "write_reports",
+]
 
 KERNEL_NAME = "python3"
 """The kernel: jupyter_client runs it with the Python that runs gpdl (the venv's)."""
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_WIDGET_REPR = re.compile(r"^([A-Z]\w*)\(")
 
 
 @dataclass(frozen=True)
@@ -107,8 +119,10 @@ def run_notebook(
         notebook, timeout=timeout, kernel_name=KERNEL_NAME, store_widget_state=False,
         resources={"metadata": {"path": str(cwd)}},
         on_cell_execute=cell_started, on_cell_executed=cell_done)
-    try:
-        client.execute(env={**os.environ, **(env or {})})
+    cwd.mkdir(parents=True, exist_ok=True)
+    try:  # the kernel's own log lines (not the cells' output) go to a file
+        with open(cwd / f"{source.stem}.kernel.log", "w", encoding="utf-8") as log:
+            client.execute(env={**os.environ, **(env or {})}, stderr=log)
     except CellExecutionError as error:
         last = str(error).strip().splitlines()[-1:] or ["(no message)"]
         raise NotebookFailed(f"{source.name}: a cell failed: {last[0]}", notebook) from error
@@ -135,12 +149,32 @@ def write_reports(notebook: nbformat.NotebookNode, out_dir: Path, stem: str,
     files = ReportFiles(out_dir / f"{stem}.ipynb", out_dir / f"{stem}.html",
                         out_dir / f"{stem}.slides.html")
     nbformat.write(notebook, files.notebook)
-    html, _ = HTMLExporter().from_notebook_node(notebook, resources=dict(resources))
+    static = static_widgets(notebook)
+    html, _ = HTMLExporter().from_notebook_node(static, resources=dict(resources))
     files.html.write_text(html, encoding="utf-8")
     slides, _ = SlidesExporter(reveal_scroll=True).from_notebook_node(
-        notebook, resources=dict(resources))
+        static, resources=dict(resources))
     files.slides.write_text(slides, encoding="utf-8")
     return files
+
+
+def static_widgets(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy whose live-widget outputs say what they are instead of their Python repr.
+
+    Outside Jupyter a widget output shows its ``text/plain`` form (e.g.
+    ``LearningCurves(children=(HTML(...``); the notebooks follow each widget
+    with its ``snapshot()`` figure, so a line naming the widget is enough.
+    """
+    copied = copy.deepcopy(notebook)
+    for cell in copied.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW not in data:
+                continue
+            match = _WIDGET_REPR.match(data.get("text/plain", ""))
+            what = f"the live {match.group(1)} widget" if match else "a live progress bar"
+            data["text/plain"] = f"[{what}: interactive in Jupyter, not in this static copy]"
+    return copied
 
 
 def _title(notebook: nbformat.NotebookNode) -> str | None:
