@@ -256,7 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="embedded server port (default 54329)")
     parser = argparse.ArgumentParser(prog="gpdl", description=__doc__.splitlines()[0],
                                      parents=[common])
-    parser.set_defaults(home=None, port=None)
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", parents=[common], help="the embedded PostgreSQL server")
@@ -366,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gpdl`` command."""
-    args = build_parser().parse_args(argv)
+    # Defaults live in the namespace: set_defaults would change the shared --home action.
+    args = build_parser().parse_args(argv, namespace=argparse.Namespace(home=None, port=None))
     try:
         return args.handler(args)
     except GpdlError as error:

@@ -165,8 +165,6 @@ class EmbeddedServer:
             UsageError: the port is taken by another program.
             FatalError: initdb or start failed (the log's tail is in the message).
         """
-        if not self.initialized():
-            self._initdb(quiet)
         if self.running():
             return self.dsn()
         if port_in_use(self.port):
@@ -174,6 +172,8 @@ class EmbeddedServer:
                 f"port {self.port} on 127.0.0.1 is in use by another program; "
                 "choose another with --port (or GPDL_PORT)"
             )
+        if not self.initialized():
+            self._initdb(quiet)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         self._chown(self.socket_dir)
         result = self._pg_ctl(

@@ -50,7 +50,7 @@ def _lab_settings(directory: Path) -> None:
     """User settings of this JupyterLab: every cell rendered, no news or update checks."""
     tracker = directory / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
     tracker.parent.mkdir(parents=True)
-    tracker.write_text(json.dumps({"windowingMode": "none"}))
+    tracker.write_text(json.dumps({"windowingMode": "none", "autoStartDefaultKernel": True}))
     news = directory / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
@@ -111,6 +111,11 @@ def page(jupyter_lab) -> Iterator:
             page.goto(f"{base}/lab/tree/{QUICKSTART.name}?token={token}")
             page.locator(".jp-Notebook .jp-Cell").first.wait_for()
             _wait_for_kernel_idle(page, 120)
+            page.wait_for_timeout(1000)
+            dialog = page.locator(".jp-Dialog .jp-mod-accept")  # "Select Kernel", if asked
+            if dialog.count():
+                dialog.first.click()
+                _wait_for_kernel_idle(page, 120)
             yield page
         finally:
             browser.close()
@@ -144,7 +149,7 @@ def _wait_until_all_ran(page, timeout_s: float) -> None:
     prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
+        errors = page.locator('[data-mime-type="application/vnd.jupyter.error"]')
         if errors.count():
             _shot(page, "quickstart-error")
             pytest.fail("a cell failed in JupyterLab:\n" + errors.first.inner_text()[-3000:])
@@ -180,7 +185,8 @@ def test_learning_curves_draw_one_legend_entry_per_configuration(ran) -> None:
     curves.scroll_into_view_if_needed()
     legend = curves.locator(".js-plotly-plot g.legend g.traces")
     assert _count(legend, CONFIGURATIONS) == CONFIGURATIONS
-    assert _count(curves.locator(".widget-html-content", has_text="finished"), 1) == 1
+    header = curves.locator(".widget-html-content", has_text=re.compile(r"· finished · iteration"))
+    assert _count(header, 1) == 1
     _shot(curves, "learning-curves")
 
 

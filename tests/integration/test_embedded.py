@@ -138,8 +138,6 @@ def test_cli_db_status_stop_start(own: EmbeddedServer, capsys) -> None:
     assert own.running()
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py: parser.set_defaults(home=None) also resets the "
-                   "--home action the subcommands share, so `gpdl --home H db ...` ignores H")
 def test_cli_home_before_the_subcommand(own: EmbeddedServer, capsys, monkeypatch,
                                         shared_tmp_factory) -> None:
     monkeypatch.setenv("GPDL_HOME", str(shared_tmp_factory("gpdl-unused-home-")))

@@ -143,7 +143,7 @@ def _plotly_divs(html: str) -> int:
 @pytest.mark.notebooks
 @pytest.mark.slow
 def test_html_report_draws_the_charts_offline(quickstart_report) -> None:
-    notebook, files = quickstart_report
+    _, files = quickstart_report
     html = files.html.read_text()
     assert _plotly_divs(html) == 2  # learning curves and top-k bars
     assert "Plotly.newPlot" in html and "plotly.js v" in html  # plotly.js embedded
