@@ -17,23 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gpdl_backend.errors import GpdlError
+from gpdl_jupyter.progress import tqdm_bar
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _progress_bar(unit: str, desc: str):
-    """A tqdm bar and a ``(done, total, errors)`` callback feeding it."""
-    from tqdm import tqdm
-
-    bar = tqdm(unit=unit, desc=desc, dynamic_ncols=True, mininterval=0.5)
-
-    def update(done: int, total: int, errors: int = 0) -> None:
-        bar.total = total
-        bar.n = done
-        bar.set_postfix(errors=errors, refresh=False)
-        bar.refresh()
-
-    return bar, update
 
 
 def _server(args: argparse.Namespace):
@@ -127,7 +113,7 @@ def cmd_servers(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from gpdl_backend import datasets
 
-    bar, update = _progress_bar("img", "writing")
+    bar, update = tqdm_bar("img", "writing", notebook=False)
     with bar:
         if args.name == "fashion-mnist":
             counts = datasets.write_fashion_mnist(args.directory, limit=args.limit,
@@ -144,7 +130,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_load(args: argparse.Namespace) -> int:
     from gpdl_backend.images.loader import load_images
 
-    bar, update = _progress_bar("file", f"loading {args.table}")
+    bar, update = tqdm_bar("file", f"loading {args.table}", notebook=False)
     with bar:
         result = load_images(
             _dsn(args), args.location, args.table, batch_size=args.batch_size,
@@ -187,7 +173,7 @@ def _print_job(status) -> None:
 
 
 def _training_bar(desc: str):
-    bar, update = _progress_bar("unit", desc)
+    bar, update = tqdm_bar("unit", desc, notebook=False)
 
     def listener(event) -> None:
         if event.kind == "unit":

@@ -12,13 +12,27 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["progress_bar", "training_listener"]
+__all__ = ["progress_bar", "tqdm_bar", "training_listener"]
 
 
-@contextmanager
-def progress_bar(unit: str, desc: str) -> Iterator[Callable[..., None]]:
-    """A bar and its ``update(done, total, errors=0)`` callback; closed on exit."""
-    from tqdm.auto import tqdm
+def tqdm_bar(unit: str, desc: str, *, notebook: bool = True) -> tuple[Any, Callable[..., None]]:
+    """A tqdm bar and its ``update(done, total, errors=0)`` callback; the caller closes the bar.
+
+    Args:
+        unit: what is counted, e.g. ``"file"``.
+        desc: the bar's label.
+        notebook: tqdm's notebook bar when running in one (``tqdm.auto``); False
+            for the terminal bar. Defaults to True.
+
+    Example:
+        >>> bar, update = tqdm_bar("img", "writing", notebook=False)
+        >>> update(5, 10, errors=1)
+        >>> bar.close()
+    """
+    if notebook:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
 
     bar = tqdm(unit=unit, desc=desc, dynamic_ncols=True, mininterval=0.5)
 
@@ -28,6 +42,13 @@ def progress_bar(unit: str, desc: str) -> Iterator[Callable[..., None]]:
         bar.set_postfix(errors=errors, refresh=False)
         bar.refresh()
 
+    return bar, update
+
+
+@contextmanager
+def progress_bar(unit: str, desc: str) -> Iterator[Callable[..., None]]:
+    """A bar and its ``update(done, total, errors=0)`` callback; closed on exit."""
+    bar, update = tqdm_bar(unit, desc)
     try:
         yield update
     finally:

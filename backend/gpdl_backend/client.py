@@ -1,4 +1,4 @@
-"""Client-side database helpers shared by the drivers: connect, names, errors.
+"""Client-side database helpers shared by the drivers: connect, sessions, names, errors.
 
 Runs in the client (CLI, notebook), never inside the server.
 """
@@ -8,13 +8,15 @@ from __future__ import annotations
 import re
 import select
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
+from psycopg2.extensions import connection
 
 from gpdl_backend import errors
 
@@ -30,6 +32,51 @@ def connect(dsn: str, application_name: str = "gpdl", **kwargs: Any):
         return psycopg2.connect(dsn, application_name=application_name, **kwargs)
     except psycopg2.OperationalError as error:
         raise errors.FatalError(f"cannot connect to the database: {error}".strip()) from error
+
+
+@contextmanager
+def session(
+    dsn: str,
+    application_name: str = "gpdl",
+    *,
+    autocommit: bool = False,
+    readonly: bool = False,
+) -> Iterator[connection]:
+    """One unit of work on its own connection.
+
+    Committed at the end (unless ``autocommit``), rolled back on any error,
+    always closed; a server error comes out as the gpdl error it carries
+    (``raise_from_server``).
+
+    Args:
+        dsn: where to connect.
+        application_name: the connection's ``application_name``. Defaults to "gpdl".
+        autocommit: run each statement in its own transaction. Defaults to False.
+        readonly: refuse writes. Defaults to False.
+
+    Raises:
+        FatalError: the server cannot be reached, or a server error without a gpdl one.
+        GpdlError: the gpdl error a server-side function raised.
+
+    Example:
+        >>> with session(dsn) as conn, conn.cursor() as cur:
+        ...     cur.execute("SELECT 1")
+    """
+    conn = connect(dsn, application_name)
+    try:
+        if autocommit or readonly:
+            conn.set_session(readonly=readonly or None, autocommit=autocommit)
+        yield conn
+        if not autocommit:
+            conn.commit()
+    except BaseException as error:
+        with suppress(psycopg2.Error):  # a lost connection: keep the error that led here
+            conn.rollback()
+        if isinstance(error, psycopg2.Error):
+            raise_from_server(error)
+        raise
+    finally:
+        conn.close()
 
 
 @dataclass(frozen=True)

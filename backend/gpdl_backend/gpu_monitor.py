@@ -13,11 +13,10 @@ Example::
 
 from __future__ import annotations
 
-import psycopg2
 from psycopg2 import sql
 
 from gpdl_backend import engine as engines
-from gpdl_backend.client import connect, raise_from_server
+from gpdl_backend.client import session
 
 __all__ = ["gpu_configuration", "gpu_usage"]
 
@@ -57,18 +56,12 @@ def gpu_usage(dsn: str) -> list[dict]:
 
 
 def _every_host(dsn: str, call: sql.Composable) -> list[dict]:
-    conn = connect(dsn)
-    conn.autocommit = True
-    try:
+    with session(dsn, autocommit=True) as conn:
         engine = engines.probe(conn, num_segments=1)
         with conn.cursor() as cur:
             cur.execute(engine.rows_on_every_host(call))
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-    except psycopg2.Error as error:
-        raise_from_server(error)
-    finally:
-        conn.close()
 
 
 def _unique(rows: list[dict], key: tuple[str, ...]) -> list[dict]:

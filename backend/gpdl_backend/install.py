@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import psycopg2
 from psycopg2 import sql
 
 import gpdl_backend
 from gpdl_backend import engine as engines
-from gpdl_backend.client import connect, raise_from_server
+from gpdl_backend.client import session
 from gpdl_backend.errors import FatalError
 
 _PRELUDE = '''if "gpdl.settings" not in GD:
@@ -88,8 +87,7 @@ def install(
     paths = site_paths or default_site_paths()
     servers = servers_dir or os.environ.get("GPDL_SERVERS_DIR") or "/etc/gpdl/servers"
     settings = {"servers_dir": servers, "version": gpdl_backend.__version__}
-    conn = connect(dsn)
-    try:
+    with session(dsn) as conn:
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'plpython3u'")
             if cur.fetchone() is None:
@@ -122,12 +120,6 @@ def install(
             _set_config(cur, "servers_dir", servers)
             cur.execute("SELECT gpdl.version()")
             installed = cur.fetchone()[0]
-        conn.commit()
-    except psycopg2.Error as error:
-        conn.rollback()
-        raise_from_server(error)
-    finally:
-        conn.close()
     if installed != gpdl_backend.__version__:
         raise FatalError(
             f"the server imports gpdl_backend {installed}, not {gpdl_backend.__version__}: "

@@ -43,7 +43,7 @@ from psycopg2 import sql
 
 from gpdl_backend import engine as engines
 from gpdl_backend import selection
-from gpdl_backend.client import TableName, connect, raise_from_server, table_exists, table_name
+from gpdl_backend.client import TableName, session, table_exists, table_name
 from gpdl_backend.errors import UsageError
 
 __all__ = [
@@ -108,8 +108,7 @@ def load_keras_model(
         raise UsageError(f"model_weights must be bytes, not {type(model_weights).__name__}")
     if model_id is not None and (isinstance(model_id, bool) or not isinstance(model_id, int)):
         raise UsageError(f"model_id must be an integer, not {model_id!r}")
-    conn = connect(dsn)
-    try:
+    with session(dsn) as conn:
         engine = engines.probe(conn)
         with conn.cursor() as cur:
             _ensure_arch_table(cur, engine, table)  # undone with the rest on failure
@@ -133,12 +132,6 @@ def load_keras_model(
             new_id = cur.fetchone()[0]
             if model_id is not None:
                 _advance_serial(cur, table, "model_id")
-        conn.commit()
-    except psycopg2.Error as error:
-        conn.rollback()
-        raise_from_server(error)
-    finally:
-        conn.close()
     return int(new_id)
 
 
@@ -158,23 +151,15 @@ def delete_keras_model(dsn: str, model_arch_table: str, model_id: int) -> None:
         >>> delete_keras_model(dsn, "model_arch_library", 1)
     """
     table = table_name(model_arch_table)
-    conn = connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            _check_arch_table(cur, table)
-            cur.execute(sql.SQL("DELETE FROM {} WHERE model_id = %s").format(table.identifier),
-                        (model_id,))
-            if cur.rowcount == 0:
-                raise UsageError(f"model_id {model_id} is not in {table}")
-            cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(table.identifier))
-            if cur.fetchone()[0]:
-                cur.execute(sql.SQL("DROP TABLE {}").format(table.identifier))
-        conn.commit()
-    except psycopg2.Error as error:
-        conn.rollback()
-        raise_from_server(error)
-    finally:
-        conn.close()
+    with session(dsn) as conn, conn.cursor() as cur:
+        _check_arch_table(cur, table)
+        cur.execute(sql.SQL("DELETE FROM {} WHERE model_id = %s").format(table.identifier),
+                    (model_id,))
+        if cur.rowcount == 0:
+            raise UsageError(f"model_id {model_id} is not in {table}")
+        cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(table.identifier))
+        if cur.fetchone()[0]:
+            cur.execute(sql.SQL("DROP TABLE {}").format(table.identifier))
 
 
 def load_model_selection_table(
@@ -292,19 +277,13 @@ def read_keras_model(dsn: str, model_arch_table: str, model_id: int) -> dict[str
         'cnn'
     """
     table = table_name(model_arch_table)
-    conn = connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            _check_arch_table(cur, table)
-            cur.execute(sql.SQL(
-                "SELECT model_id, model_arch::text, name, description, "
-                "model_weights IS NOT NULL FROM {} WHERE model_id = %s").format(
-                table.identifier), (model_id,))
-            row = cur.fetchone()
-    except psycopg2.Error as error:
-        raise_from_server(error)
-    finally:
-        conn.close()
+    with session(dsn) as conn, conn.cursor() as cur:
+        _check_arch_table(cur, table)
+        cur.execute(sql.SQL(
+            "SELECT model_id, model_arch::text, name, description, "
+            "model_weights IS NOT NULL FROM {} WHERE model_id = %s").format(
+            table.identifier), (model_id,))
+        row = cur.fetchone()
     if row is None:
         raise UsageError(f"model_id {model_id} is not in {table}")
     return dict(zip(("model_id", "model_arch", "name", "description", "has_weights"), row,
@@ -337,23 +316,17 @@ def add_model_to_selection(dsn: str, model_selection_table: str,
     """
     target = table_name(model_selection_table)
     summary = target.with_suffix("_summary")
-    conn = connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            for table in (target, summary):
-                if not table_exists(cur, table):
-                    raise UsageError(f"model selection table {table} does not exist")
-            cur.execute(sql.SQL("SELECT model_arch_table, object_table FROM {} LIMIT 1").format(
-                summary.identifier))
-            recorded = cur.fetchone()
-            cur.execute(sql.SQL(
-                "SELECT compile_params, fit_params FROM {} GROUP BY compile_params, fit_params "
-                "ORDER BY min(mst_key)").format(target.identifier))
-            pairs = cur.fetchall()
-    except psycopg2.Error as error:
-        raise_from_server(error)
-    finally:
-        conn.close()
+    with session(dsn) as conn, conn.cursor() as cur:
+        for table in (target, summary):
+            if not table_exists(cur, table):
+                raise UsageError(f"model selection table {table} does not exist")
+        cur.execute(sql.SQL("SELECT model_arch_table, object_table FROM {} LIMIT 1").format(
+            summary.identifier))
+        recorded = cur.fetchone()
+        cur.execute(sql.SQL(
+            "SELECT compile_params, fit_params FROM {} GROUP BY compile_params, fit_params "
+            "ORDER BY min(mst_key)").format(target.identifier))
+        pairs = cur.fetchall()
     if recorded is None or not pairs:
         raise UsageError(f"{target} holds no configurations to copy")
     configs = [selection.ModelConfig(i, model_id, compile_params, fit_params)
@@ -445,8 +418,7 @@ def _write_selection(
     objects = str(table_name(object_table)) if object_table is not None else None
     if if_exists not in _IF_EXISTS:
         raise UsageError(f"if_exists must be one of {_IF_EXISTS}, not {if_exists!r}")
-    conn = connect(dsn)
-    try:
+    with session(dsn) as conn:
         engine = engines.probe(conn)
         with conn.cursor() as cur:
             _check_arch_table(cur, arch)
@@ -463,12 +435,6 @@ def _write_selection(
             else:
                 _create_selection_tables(cur, engine, target, summary, arch, objects)
             _insert_configs(cur, target, configs)
-        conn.commit()
-    except psycopg2.Error as error:
-        conn.rollback()
-        raise_from_server(error)
-    finally:
-        conn.close()
     return configs
 
 

@@ -29,14 +29,7 @@ import psycopg2
 from psycopg2 import sql
 
 from gpdl_backend import engine as engines
-from gpdl_backend.client import (
-    TableName,
-    connect,
-    execute_async,
-    raise_from_server,
-    table_exists,
-    table_name,
-)
+from gpdl_backend.client import TableName, execute_async, session, table_exists, table_name
 from gpdl_backend.errors import UsageError
 
 __all__ = ["PredictResult", "parse_pred_type", "predict", "predict_image"]
@@ -154,8 +147,7 @@ def predict(
     if not isinstance(id_col, str) or not id_col:
         raise UsageError(f"id_col must be a column name, not {id_col!r}")
     started = time.monotonic()
-    conn = connect(dsn)
-    try:
+    with session(dsn) as conn:
         engine = engines.probe(conn, num_segments)
         with conn.cursor() as cur:
             key = _check_inputs(cur, model, test, id_col, mst_key)
@@ -175,10 +167,6 @@ def predict(
         except BaseException:
             _drop_staging(conn, staging)
             raise
-    except psycopg2.Error as error:
-        raise_from_server(error)
-    finally:
-        conn.close()
     return PredictResult(str(target), images, rows, key, time.monotonic() - started)
 
 
@@ -214,19 +202,12 @@ def predict_image(
         raise UsageError(f"k must be a positive integer, not {k!r}")
     if not isinstance(image, bytes | bytearray | memoryview):
         raise UsageError(f"image must be bytes, not {type(image).__name__}")
-    conn = connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT class_name, class_value, prob, rank "
-                        "FROM gpdl.predict_image(%s, %s, %s, %s) ORDER BY rank",
-                        (str(table), mst_key, psycopg2.Binary(bytes(image)), k))
-            names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-        conn.commit()
-    except psycopg2.Error as error:
-        raise_from_server(error)
-    finally:
-        conn.close()
+    with session(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT class_name, class_value, prob, rank "
+                    "FROM gpdl.predict_image(%s, %s, %s, %s) ORDER BY rank",
+                    (str(table), mst_key, psycopg2.Binary(bytes(image)), k))
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     return rows
 
 

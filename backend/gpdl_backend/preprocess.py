@@ -21,11 +21,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psycopg2
 from psycopg2 import sql
 
 from gpdl_backend import engine as engines
-from gpdl_backend.client import TableName, connect, raise_from_server, table_exists, table_name
+from gpdl_backend.client import TableName, session, table_exists, table_name
 from gpdl_backend.errors import UsageError
 
 # A buffer is what a segment decodes at once; keep it a modest allocation.
@@ -138,8 +137,7 @@ def _pack(dsn, source_table, output_table, training_table, buffer_size, normaliz
     if normalizing_const is not None and not normalizing_const > 0:
         raise UsageError(f"normalizing_const must be positive, not {normalizing_const!r}")
     say = progress or (lambda _line: None)
-    conn = connect(dsn)
-    try:
+    with session(dsn) as conn:
         engine = engines.probe(conn, num_segments)
         with conn.cursor() as cur:
             shape, images = _source_shape(cur, source)
@@ -186,12 +184,6 @@ def _pack(dsn, source_table, output_table, training_table, buffer_size, normaliz
                 image_shape=list(shape), x_dtype=X_DTYPE, y_dtype=Y_DTYPE,
                 total_images=images, num_buffers=buffers, seed=seed,
                 training_table=training_table))
-        conn.commit()
-    except psycopg2.Error as error:
-        conn.rollback()
-        raise_from_server(error)
-    finally:
-        conn.close()
     return PackResult(str(output), images, buffers, size, tuple(classes), tuple(shape),
                       engine.num_segments)
 

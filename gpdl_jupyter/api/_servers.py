@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
-from gpdl_backend.client import connect, raise_from_server
+from gpdl_backend.client import session
 from gpdl_backend.errors import UsageError
 from gpdl_jupyter.api._common import resolve
 from gpdl_jupyter.plans import call_text
@@ -22,18 +20,12 @@ def servers_dir(*, dsn: str | None = None) -> Path:
     Raises:
         UsageError: gpdl is not installed in that database.
     """
-    conn = connect(resolve(dsn, False))
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('gpdl.config') IS NOT NULL")
-            if not cur.fetchone()[0]:
-                raise UsageError("gpdl is not installed in this database: run gpdl install")
-            cur.execute(_SERVERS_DIR)
-            row = cur.fetchone()
-    except psycopg2.Error as error:
-        raise_from_server(error)
-    finally:
-        conn.close()
+    with session(resolve(dsn, False)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('gpdl.config') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            raise UsageError("gpdl is not installed in this database: run gpdl install")
+        cur.execute(_SERVERS_DIR)
+        row = cur.fetchone()
     if row is None:
         raise UsageError("this database records no servers_dir: run gpdl install again")
     return Path(row[0])

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import psycopg2
 from psycopg2 import sql
 
-from gpdl_backend.client import TableName, connect, raise_from_server, table_name
+from gpdl_backend.client import TableName, session, table_name
 from gpdl_backend.errors import UsageError
 from gpdl_jupyter.api._common import resolve
 from gpdl_jupyter.plans import call_text
@@ -59,22 +58,14 @@ def drop_tables(
     if show_sql:
         return shown([call_text("gpdl_jupyter.api.drop_tables", url, *tables,
                                 companions=companions), statement])
-    conn = connect(url)
-    try:
-        with conn.cursor() as cur:
-            existing = []
-            for name in candidates:
-                cur.execute("SELECT to_regclass(%s) IS NOT NULL",
-                            (name.identifier.as_string(cur),))
-                if cur.fetchone()[0]:
-                    existing.append(name)
-            if existing:
-                cur.execute(sql.SQL("DROP TABLE {}").format(
-                    sql.SQL(", ").join(name.identifier for name in existing)))
-        conn.commit()
-    except psycopg2.Error as error:
-        conn.rollback()
-        raise_from_server(error)
-    finally:
-        conn.close()
+    with session(url) as conn, conn.cursor() as cur:
+        existing = []
+        for name in candidates:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL",
+                        (name.identifier.as_string(cur),))
+            if cur.fetchone()[0]:
+                existing.append(name)
+        if existing:
+            cur.execute(sql.SQL("DROP TABLE {}").format(
+                sql.SQL(", ").join(name.identifier for name in existing)))
     return [str(name) for name in existing]

@@ -1,4 +1,4 @@
-"""Client helpers without a database: table names and server error mapping."""
+"""Client helpers without a database: table names, server error mapping, sessions."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from gpdl_backend import errors
+from gpdl_backend import client, errors
 from gpdl_backend.client import (
     LONGEST_SUFFIX,
     MAX_IDENTIFIER,
     TableName,
     raise_from_server,
     server_error,
+    session,
     table_name,
 )
 
@@ -104,3 +105,74 @@ def test_raise_from_server_turns_the_rest_into_fatal_errors() -> None:
     with pytest.raises(errors.FatalError, match="server closed the connection") as info:
         raise_from_server(original)
     assert info.value.__cause__ is original
+
+
+class RecordingConnection:
+    """A stand-in connection that records what ``session`` does with it."""
+
+    def __init__(self, fail_rollback: bool = False) -> None:
+        self.calls: list[str] = []
+        self.fail_rollback = fail_rollback
+
+    def set_session(self, readonly=None, autocommit=None) -> None:
+        self.calls.append(f"set_session(readonly={readonly}, autocommit={autocommit})")
+
+    def commit(self) -> None:
+        self.calls.append("commit")
+
+    def rollback(self) -> None:
+        self.calls.append("rollback")
+        if self.fail_rollback:
+            raise psycopg2.InterfaceError("connection already closed")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, RecordingConnection]]:
+    """The connections ``session`` opens, with the application name each was given."""
+    made: list[tuple[str, RecordingConnection]] = []
+
+    def fake_connect(dsn: str, application_name: str = "gpdl") -> RecordingConnection:
+        made.append((application_name, RecordingConnection(fail_rollback="lost" in dsn)))
+        return made[-1][1]
+
+    monkeypatch.setattr(client, "connect", fake_connect)
+    return made
+
+
+def test_session_commits_and_closes(opened) -> None:
+    with session("db") as conn:
+        conn.calls.append("work")
+    assert opened[0][0] == "gpdl"
+    assert conn.calls == ["work", "commit", "close"]
+
+
+def test_session_sets_autocommit_and_readonly_without_committing(opened) -> None:
+    with session("db", "gpdl:progress", readonly=True, autocommit=True) as conn:
+        pass
+    assert opened[0][0] == "gpdl:progress"
+    assert conn.calls == ["set_session(readonly=True, autocommit=True)", "close"]
+
+
+def test_session_rolls_back_on_any_error(opened) -> None:
+    with pytest.raises(errors.UsageError, match="no such table"), session("db") as conn:
+        raise errors.UsageError("no such table")
+    assert conn.calls == ["rollback", "close"]
+
+
+def test_session_maps_server_errors(opened) -> None:
+    original = psycopg2.Error("UsageError: bad option")
+    with pytest.raises(errors.UsageError, match=r"^bad option$") as info, session("db") as conn:
+        raise original
+    assert info.value.__cause__ is original
+    assert conn.calls == ["rollback", "close"]
+
+
+def test_session_keeps_the_error_when_the_connection_is_gone(opened) -> None:
+    with pytest.raises(errors.FatalError, match="server closed") as info, \
+            session("lost") as conn:
+        raise psycopg2.OperationalError("server closed the connection unexpectedly")
+    assert isinstance(info.value.__cause__, psycopg2.OperationalError)
+    assert conn.calls == ["rollback", "close"]

@@ -10,36 +10,7 @@ from psycopg2 import sql
 
 from gpdl_backend import engine as engines
 from gpdl_backend.engine import GREENPLUM, POSTGRESQL, Engine, greenplum_dist_keys_sql, kind_of
-
-
-def render(item: Any) -> str:
-    """Render a psycopg2.sql composable as PostgreSQL would receive it (no connection)."""
-    if isinstance(item, sql.Composed):
-        return "".join(render(part) for part in item.seq)
-    if isinstance(item, sql.SQL):
-        return item.string
-    if isinstance(item, sql.Identifier):
-        return ".".join('"' + part.replace('"', '""') + '"' for part in item.strings)
-    if isinstance(item, sql.Literal):
-        return _literal(item.wrapped)
-    if isinstance(item, sql.Placeholder):
-        return f"%({item.name})s" if item.name else "%s"
-    raise TypeError(f"cannot render {type(item).__name__}")
-
-
-def _literal(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    if isinstance(value, list | tuple):
-        return "ARRAY[" + ",".join(_literal(v) for v in value) + "]"
-    raise TypeError(f"cannot render literal {value!r}")
-
+from gpdl_jupyter.sqltext import render
 
 # Syntax newer than PostgreSQL 12 (Greenplum 7's base), as words that must not appear.
 NEWER_THAN_PG12 = (

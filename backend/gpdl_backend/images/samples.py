@@ -18,10 +18,9 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-import psycopg2
 from psycopg2 import sql
 
-from gpdl_backend.client import connect, raise_from_server, table_exists, table_name
+from gpdl_backend.client import session, table_exists, table_name
 from gpdl_backend.errors import UsageError
 
 __all__ = ["ImageRef", "StoredImage", "list_images", "read_image", "to_png"]
@@ -58,21 +57,14 @@ def list_images(dsn: str, image_table: str, limit: int = 200) -> list[ImageRef]:
     table = table_name(image_table)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise UsageError(f"limit must be a positive integer, not {limit!r}")
-    conn = connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            if not table_exists(cur, table):
-                raise UsageError(f"image table {table} does not exist")
-            cur.execute(sql.SQL(
-                "SELECT u.f, u.n, u.l FROM {}, unnest(fullpaths, names, y) AS u(f, n, l) "
-                "WHERE u.f IS NOT NULL ORDER BY md5(u.f), u.f LIMIT %s").format(
-                table.identifier), (limit,))
-            rows = cur.fetchall()
-        conn.commit()
-    except psycopg2.Error as error:
-        raise_from_server(error)
-    finally:
-        conn.close()
+    with session(dsn) as conn, conn.cursor() as cur:
+        if not table_exists(cur, table):
+            raise UsageError(f"image table {table} does not exist")
+        cur.execute(sql.SQL(
+            "SELECT u.f, u.n, u.l FROM {}, unnest(fullpaths, names, y) AS u(f, n, l) "
+            "WHERE u.f IS NOT NULL ORDER BY md5(u.f), u.f LIMIT %s").format(
+            table.identifier), (limit,))
+        rows = cur.fetchall()
     return [ImageRef(f, n or f.rsplit("/", 1)[-1], label) for f, n, label in rows]
 
 
@@ -83,23 +75,16 @@ def read_image(dsn: str, image_table: str, fullpath: str) -> StoredImage:
         UsageError: no such table or image.
     """
     table = table_name(image_table)
-    conn = connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            if not table_exists(cur, table):
-                raise UsageError(f"image table {table} does not exist")
-            cur.execute(sql.SQL(
-                "SELECT s.dims, s.names[s.p], s.y[s.p], "
-                "substring(s.x FROM (s.p - 1) * s.size + 1 FOR s.size) "
-                "FROM (SELECT dims, names, y, x, array_position(fullpaths, %s) AS p, "
-                "dims[2] * dims[3] * dims[4] AS size FROM {} WHERE %s = ANY(fullpaths)) s "
-                "LIMIT 1").format(table.identifier), (fullpath, fullpath))
-            row = cur.fetchone()
-        conn.commit()
-    except psycopg2.Error as error:
-        raise_from_server(error)
-    finally:
-        conn.close()
+    with session(dsn) as conn, conn.cursor() as cur:
+        if not table_exists(cur, table):
+            raise UsageError(f"image table {table} does not exist")
+        cur.execute(sql.SQL(
+            "SELECT s.dims, s.names[s.p], s.y[s.p], "
+            "substring(s.x FROM (s.p - 1) * s.size + 1 FOR s.size) "
+            "FROM (SELECT dims, names, y, x, array_position(fullpaths, %s) AS p, "
+            "dims[2] * dims[3] * dims[4] AS size FROM {} WHERE %s = ANY(fullpaths)) s "
+            "LIMIT 1").format(table.identifier), (fullpath, fullpath))
+        row = cur.fetchone()
     if row is None:
         raise UsageError(f"no image {fullpath!r} in {table}")
     dims, name, label, data = row

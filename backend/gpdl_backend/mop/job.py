@@ -16,12 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psycopg2
 from psycopg2 import sql
 
 import gpdl_backend
 from gpdl_backend import engine as engines
-from gpdl_backend.client import TableName, connect, raise_from_server, table_exists, table_name
+from gpdl_backend.client import TableName, session, table_exists, table_name
 from gpdl_backend.errors import GpdlError, UsageError
 from gpdl_backend.mop import tables
 from gpdl_backend.mop.driver import Config, Driver, Event, JobPlan, Segment, lock_job
@@ -82,18 +81,12 @@ def fit_multiple_model(
     if not isinstance(frequency, int) or frequency < 1:
         raise UsageError("metrics_compute_frequency must be a positive integer")
     output = tables.OutputTables(table_name(model_output_table))
-    conn = connect(dsn)
-    try:
+    with session(dsn) as conn:
         plan = _new_plan(conn, dsn, output, table_name(source_table),
                          table_name(model_selection_table),
                          table_name(validation_table) if validation_table else None,
                          num_iterations, frequency, warm_start, name, description,
                          use_caching, use_gpus, seed, num_segments)
-    except psycopg2.Error as error:
-        conn.rollback()
-        raise_from_server(error)
-    finally:
-        conn.close()
     return TrainingJob.run(plan, background, listener)
 
 
@@ -105,14 +98,8 @@ def resume(dsn: str, model_output_table: str, background: bool = False,
         UsageError: no such job, it already finished, or another driver runs it.
     """
     output = tables.OutputTables(table_name(model_output_table))
-    conn = connect(dsn)
-    try:
+    with session(dsn) as conn:
         plan = _resumed_plan(conn, dsn, output)
-    except psycopg2.Error as error:
-        conn.rollback()
-        raise_from_server(error)
-    finally:
-        conn.close()
     return TrainingJob.run(plan, background, listener)
 
 
@@ -171,31 +158,27 @@ class TrainingJob:
 
     def status(self) -> JobStatus:
         """Read the job's state from its tables."""
-        conn = connect(self.dsn)
-        try:
-            with conn.cursor() as cur:
-                if not table_exists(cur, self.output.summary):
-                    raise UsageError(f"no training job {self.output.model}")
-                cur.execute(sql.SQL("SELECT status, iterations_done, num_iterations, error, "
-                                    "num_segments FROM {}").format(
-                    self.output.summary.identifier))
-                status, done, total_iterations, error, segments = cur.fetchone()
-                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
-                    self.output.progress.identifier))
-                units_done = cur.fetchone()[0]
-                cur.execute(sql.SQL(
-                    "SELECT i.mst_key, i.model_id, i.compile_params, i.fit_params, i.status, "
-                    "i.training_loss_final, i.training_metrics_final, i.validation_loss_final, "
-                    "i.validation_metrics_final, "
-                    "(SELECT count(*) FROM {p} p WHERE p.mst_key = i.mst_key) "
-                    "FROM {i} i ORDER BY i.mst_key").format(
-                    i=self.output.info.identifier, p=self.output.progress.identifier))
-                names = ["mst_key", "model_id", "compile_params", "fit_params", "status",
-                         "training_loss", "training_metric", "validation_loss",
-                         "validation_metric", "units_done"]
-                configs = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-        finally:
-            conn.close()
+        with session(self.dsn) as conn, conn.cursor() as cur:
+            if not table_exists(cur, self.output.summary):
+                raise UsageError(f"no training job {self.output.model}")
+            cur.execute(sql.SQL("SELECT status, iterations_done, num_iterations, error, "
+                                "num_segments FROM {}").format(
+                self.output.summary.identifier))
+            status, done, total_iterations, error, segments = cur.fetchone()
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                self.output.progress.identifier))
+            units_done = cur.fetchone()[0]
+            cur.execute(sql.SQL(
+                "SELECT i.mst_key, i.model_id, i.compile_params, i.fit_params, i.status, "
+                "i.training_loss_final, i.training_metrics_final, i.validation_loss_final, "
+                "i.validation_metrics_final, "
+                "(SELECT count(*) FROM {p} p WHERE p.mst_key = i.mst_key) "
+                "FROM {i} i ORDER BY i.mst_key").format(
+                i=self.output.info.identifier, p=self.output.progress.identifier))
+            names = ["mst_key", "model_id", "compile_params", "fit_params", "status",
+                     "training_loss", "training_metric", "validation_loss",
+                     "validation_metric", "units_done"]
+            configs = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         stopped_units = sum(c["units_done"] for c in configs if c["status"] == tables.STOPPED)
         active = sum(1 for c in configs if c["status"] != tables.STOPPED)
         units_total = active * segments * total_iterations + stopped_units
@@ -224,34 +207,24 @@ class TrainingJob:
 
     def stop(self, mst_key: int | None = None) -> None:
         """Ask the driver to stop the whole job, or one configuration (the rest go on)."""
-        conn = connect(self.dsn)
-        try:
-            with conn.cursor() as cur:
-                if mst_key is None:
-                    cur.execute(sql.SQL("UPDATE {} SET stop_requested = true").format(
-                        self.output.summary.identifier))
-                else:
-                    cur.execute(sql.SQL(
-                        "UPDATE {} SET stop_requested = true WHERE mst_key = %s").format(
-                        self.output.info.identifier), (mst_key,))
-                    if cur.rowcount == 0:
-                        raise UsageError(f"job {self.output.model} has no mst_key {mst_key}")
-            conn.commit()
-        finally:
-            conn.close()
+        with session(self.dsn) as conn, conn.cursor() as cur:
+            if mst_key is None:
+                cur.execute(sql.SQL("UPDATE {} SET stop_requested = true").format(
+                    self.output.summary.identifier))
+            else:
+                cur.execute(sql.SQL(
+                    "UPDATE {} SET stop_requested = true WHERE mst_key = %s").format(
+                    self.output.info.identifier), (mst_key,))
+                if cur.rowcount == 0:
+                    raise UsageError(f"job {self.output.model} has no mst_key {mst_key}")
 
 
 def _set_job_status(dsn: str, output: tables.OutputTables, status: str,
                     error: str | None) -> None:
-    conn = connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("UPDATE {} SET status = %s, error = %s, "
-                                "end_training_time = now()").format(
-                output.summary.identifier), (status, error))
-        conn.commit()
-    finally:
-        conn.close()
+    with session(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("UPDATE {} SET status = %s, error = %s, "
+                            "end_training_time = now()").format(
+            output.summary.identifier), (status, error))
 
 
 # --- planning ----------------------------------------------------------------------

@@ -27,10 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg2
 from psycopg2 import sql
 
-from gpdl_backend.client import connect, raise_from_server, table_exists, table_name
+from gpdl_backend.client import session, table_exists, table_name
 from gpdl_backend.errors import UsageError
 from gpdl_backend.mop import tables
 
@@ -232,17 +231,11 @@ def read_progress(dsn: str, output: str) -> JobProgress:
         0.91
     """
     out = tables.OutputTables(table_name(output))
-    conn = connect(dsn, application_name="gpdl:progress")
-    try:
-        conn.set_session(readonly=True, autocommit=True)
-        with conn.cursor() as cur:
-            if not table_exists(cur, out.summary):
-                raise UsageError(f"no training job {out.model}")
-            return _read(cur, out)
-    except psycopg2.Error as error:
-        raise_from_server(error)
-    finally:
-        conn.close()
+    with (session(dsn, "gpdl:progress", readonly=True, autocommit=True) as conn,
+          conn.cursor() as cur):
+        if not table_exists(cur, out.summary):
+            raise UsageError(f"no training job {out.model}")
+        return _read(cur, out)
 
 
 def best_mst_key(dsn: str, model_table: str) -> int:
