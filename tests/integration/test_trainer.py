@@ -27,7 +27,7 @@ from tests.integration import trainer_helpers as h
 pytestmark = pytest.mark.db
 
 SEGMENTS = 2
-STOP_ITERATIONS = 4
+STOP_ITERATIONS = 8  # enough work that the stop lands while the job runs
 MADLIB_OUTPUT = {"mst_key", "model_weights", "model_arch"}
 MADLIB_INFO = {
     "mst_key", "model_id", "compile_params", "fit_params", "model_type", "model_size",
@@ -296,7 +296,7 @@ def _units_of(dsn: str, output: str, mst: int | None = None) -> int:
 
 @pytest.fixture(scope="module")
 def stopped_run(dsn: str, ids: dict[str, int]) -> dict:
-    """3 configurations × 4 iterations: stop mst 2, later the whole job, then resume."""
+    """3 configurations × 8 iterations: stop mst 2, later the whole job, then resume."""
     fit = "batch_size=16, epochs=3"
     h.mst_table(dsn, "tr_stop_mst", [(ids["good"], h.COMPILE_SLOW, fit),
                                      (ids["good"], h.COMPILE, fit),
