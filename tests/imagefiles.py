@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from psycopg2 import sql
 
 CHANNELS = {"RGB": 3, "L": 1}
 
@@ -85,3 +88,14 @@ def user_tables(conn) -> set[str]:
         tables = {row[0] for row in cur.fetchall()}
     conn.commit()
     return tables
+
+
+def fresh_table(conn, prefix: str) -> Iterator[str]:
+    """Yield a new table name; drop the table and its ``_errors`` afterwards (fixtures)."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    yield name
+    conn.rollback()
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(
+            sql.Identifier(name), sql.Identifier(f"{name}_errors")))
+    conn.commit()

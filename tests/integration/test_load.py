@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from gpdl_backend.errors import FatalError, GpdlError, UsageError
 from gpdl_backend.images import bridge
 from gpdl_backend.images.loader import STAGING_PREFIX, load_images
 from tests.imagefiles import (
+    fresh_table,
     pillow_decode,
     random_pixels,
     save,
@@ -46,13 +46,7 @@ def synthetic(shared_tmp_factory: Callable[[str], Path]) -> Path:
 @pytest.fixture
 def table(conn) -> Iterator[str]:
     """A fresh table name, dropped (with its _errors) afterwards."""
-    name = f"load_{secrets.token_hex(4)}"
-    yield name
-    conn.rollback()
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(
-            sql.Identifier(name), sql.Identifier(f"{name}_errors")))
-    conn.commit()
+    yield from fresh_table(conn, "load")
 
 
 def staging_tables(conn) -> set[str]:

@@ -9,7 +9,6 @@ that key works, and a wrong one is refused as by real S3.
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from gpdl_backend.embedded import free_port
 from gpdl_backend.errors import UsageError
 from gpdl_backend.images.loader import load_images
 from gpdl_backend.servers import add_server
-from tests.imagefiles import table_images, user_tables, write_class_tree
+from tests.imagefiles import fresh_table, table_images, user_tables, write_class_tree
 
 pytestmark = [pytest.mark.db, pytest.mark.s3]
 
@@ -100,13 +99,8 @@ def bucket(moto_endpoint: str, embedded_server, shared_tmp_factory: Callable[[st
 
 @pytest.fixture
 def table(conn) -> Iterator[str]:
-    name = f"s3_{secrets.token_hex(4)}"
-    yield name
-    conn.rollback()
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(
-            sql.Identifier(name), sql.Identifier(f"{name}_errors")))
-    conn.commit()
+    """A fresh table name, dropped (with its _errors) afterwards."""
+    yield from fresh_table(conn, "s3")
 
 
 def test_s3_load_matches_the_same_files_from_disk(dsn, conn, bucket, table) -> None:

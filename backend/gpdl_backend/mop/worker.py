@@ -151,6 +151,24 @@ def _decode(rows: list[tuple], num_classes: int, normalizing_const: float) -> Pa
     return Partition(x, np.concatenate(labels), num_classes)
 
 
+def _ready(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffers: int,
+           x: bytes | None, y: bytes | None, x_shape: list[int], model_arch: str,
+           compile_params: str, num_classes: int, normalizing_const: float, threads: int,
+           use_gpus: bool, segment: int,
+           use_caching: bool) -> tuple[Partition, CachedModel, float] | None:
+    """What a unit needs once the query's last buffer row is in: partition, model, start time.
+
+    None for the rows before the last one.
+    """
+    setup_tensorflow(GD, threads, use_gpus, segment)
+    partition = gather(GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape,
+                       num_classes, normalizing_const, use_caching)
+    if partition is None:
+        return None
+    started = time.perf_counter()
+    return partition, cached_model(GD, model_arch, compile_params), started
+
+
 def train_unit(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffers: int,
                x: bytes | None, y: bytes | None, x_shape: list[int], model_arch: str,
                compile_params: str, fit_params: str, weights: bytes | None,
@@ -163,13 +181,12 @@ def train_unit(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffers:
         ``[]`` until the last buffer row, then one row
         ``(weights, optimizer_state, loss, metric, images, seconds)``.
     """
-    setup_tensorflow(GD, threads, use_gpus, segment)
-    partition = gather(GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape,
-                       num_classes, normalizing_const, use_caching)
-    if partition is None:
+    ready = _ready(GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape, model_arch,
+                   compile_params, num_classes, normalizing_const, threads, use_gpus, segment,
+                   use_caching)
+    if ready is None:
         return []
-    started = time.perf_counter()
-    entry = cached_model(GD, model_arch, compile_params)
+    partition, entry, started = ready
     model = entry.model
     if weights is not None:
         keras_model.set_weights_from_bytes(model, weights)
@@ -195,13 +212,12 @@ def evaluate_unit(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffe
     Returns:
         ``[]`` until the last buffer row, then ``(loss, metric, images, seconds)``.
     """
-    setup_tensorflow(GD, threads, use_gpus, segment)
-    partition = gather(GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape,
-                       num_classes, normalizing_const, use_caching)
-    if partition is None:
+    ready = _ready(GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape, model_arch,
+                   compile_params, num_classes, normalizing_const, threads, use_gpus, segment,
+                   use_caching)
+    if ready is None:
         return []
-    started = time.perf_counter()
-    entry = cached_model(GD, model_arch, compile_params)
+    partition, entry, started = ready
     keras_model.set_weights_from_bytes(entry.model, weights)
     result = entry.model.evaluate(
         partition.x, partition.targets(entry.compile_params.sparse_labels),
