@@ -209,6 +209,7 @@ def _unit_sql(output: tables.OutputTables, packed: TableName, statement: sql.SQL
     names = dict(packed=packed.identifier, out=output.model.identifier, x=sql.SQL("x, y"))
     if with_progress:
         names["progress"] = output.progress.identifier
+        names["weights"] = driver._START_WEIGHTS.format(out=output.model.identifier)
     return statement.format(**names)
 
 
@@ -223,7 +224,13 @@ def _training_lines(output: tables.OutputTables, source: TableName,
         "visits every segment once, one unit (hop) at a time per session:",
         _unit_sql(output, source, driver._TRAIN_SQL, True),
         "-- %(key)s = the segment's __dist_key__, %(mst)s = the configuration; after the "
-        "first hop a session keeps its data cached and sends NULL::bytea for x, y",
+        "first hop a session keeps its data cached and sends NULL::bytea for x, y; later "
+        "hops of an iteration start from the previous hop's row instead:",
+        driver._HOP_WEIGHTS.format(out=output.model.identifier,
+                                   progress=output.progress.identifier),
+        f"-- at the end of each iteration, before evaluating, the last hops' weights move "
+        f"into {output.model}:",
+        *output.fold_sql(),
         f"-- evaluation {frequency}, per configuration and segment, on {evaluated}:",
         _unit_sql(output, source, driver._EVALUATE_SQL, False),
         f"-- after each iteration: loss/metric arrays into {output.info}, iterations_done "
@@ -362,11 +369,15 @@ def predict_image_plan(dsn: str, model_table: str, mst_key: int | None,
 
 def gpu_usage_plan(dsn: str) -> ShownSql:
     """What ``gpu_usage`` reads."""
+    from gpdl_backend.gpu_monitor import usage_call
+
     engine, _ = engine_for(dsn, 1)
-    where = ("every host: once per segment process and on the coordinator, repeated hosts "
-             "dropped" if engine.is_greenplum else "the database host")
     return shown([
         call_text("gpdl_backend.gpu_monitor.gpu_usage", dsn),
-        f"-- GPU (or CPU) use of {where}",
-        engine.rows_on_every_host(sql.SQL("gpdl.gpu_usage()")),
+        "-- the gpdl sessions' server processes, listed on the coordinator:",
+        engine.session_backends(),
+        "-- GPU (or CPU) use of every database host, each server instance naming its own "
+        "backends; :backend_pids, :backend_names = the rows above; rows of one host merged",
+        engine.rows_on_every_host(usage_call(sql.SQL(":backend_pids"),
+                                             sql.SQL(":backend_names"))),
     ])

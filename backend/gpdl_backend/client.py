@@ -19,6 +19,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection
 
 from gpdl_backend import errors
+from gpdl_backend.engine import strip_segment_suffix
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_IDENTIFIER = 63
@@ -238,7 +239,7 @@ def execute_on(
             while conn.notices:
                 notice = conn.notices.popleft()
                 if on_notice:
-                    on_notice(notice.split(":", 1)[-1].strip())
+                    on_notice(strip_segment_suffix(notice.split(":", 1)[-1]))
     except BaseException:
         if not done:
             _cancel_quietly(conn)  # closing alone leaves the statement running

@@ -14,6 +14,7 @@ Every SQL text built here is valid on PostgreSQL 12 syntax (Greenplum 7).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,15 +142,40 @@ class Engine:
         """All rows of a set-returning function, run once per segment process.
 
         Greenplum runs it on every primary segment (hosts holding several
-        segments answer several times: callers drop repeated rows) and on the
-        coordinator; PostgreSQL runs it once.
+        segments answer several times: callers merge repeated rows) and on the
+        coordinator; PostgreSQL runs it once. The call sits in a select list:
+        in FROM (even ``LATERAL`` beside ``gp_dist_random``) Greenplum runs a
+        function on the coordinator alone, once per segment row.
         """
         if self.is_greenplum:
             return sql.SQL(
-                "SELECT r.* FROM gp_dist_random('gp_id'), LATERAL {call} r "
+                "SELECT (r).* FROM (SELECT {call} AS r FROM gp_dist_random('gp_id')) s "
                 "UNION ALL SELECT * FROM {call}"
             ).format(call=call)
         return sql.SQL("SELECT * FROM {}").format(call)
+
+    # --- appended: server processes, segment counts, checks ----------------
+    def session_backends(self, prefix: str = "gpdl:") -> sql.Composable:
+        """The query of ``(pid, application_name)`` of every server process of the
+        sessions whose ``application_name`` starts with ``prefix``.
+
+        PostgreSQL: each session's backend. Greenplum: the coordinator's
+        backend and every segment process of the session (those train; they
+        carry no application name, so they are matched by session id).
+        Run it on the coordinator: a function on a segment cannot read it.
+
+        Args:
+            prefix: the start of the application names. Defaults to ``"gpdl:"``.
+        """
+        pattern = sql.Literal(prefix.replace("\\", "\\\\").replace("%", "\\%")
+                              .replace("_", "\\_") + "%")
+        if self.is_greenplum:
+            return sql.SQL(
+                "SELECT a.pid, s.application_name FROM gp_stat_activity a "
+                "JOIN pg_stat_activity s ON s.sess_id = a.sess_id "
+                "WHERE s.application_name LIKE {} ORDER BY 2, 1").format(pattern)
+        return sql.SQL("SELECT pid, application_name FROM pg_stat_activity "
+                       "WHERE application_name LIKE {} ORDER BY 2, 1").format(pattern)
 
 
 READ_IMAGES_COLUMNS = ("fullpaths", "names", "y", "dims", "x", "pixels", "error_paths",
@@ -189,6 +215,22 @@ def greenplum_dist_keys_sql(candidates: int) -> list[sql.Composable]:
             "GROUP BY gp_segment_id ORDER BY gp_segment_id"
         ),
     ]
+
+
+_SEGMENT_SUFFIX = re.compile(r"\s+\(seg-?\d+ (?:slice\d+ )?[^()]*pid=\d+\)\s*$")
+
+
+def strip_segment_suffix(message: str) -> str:
+    """A server message without the ``(seg0 slice1 host:port pid=N)`` Greenplum appends.
+
+    Greenplum adds that suffix to every NOTICE and error a segment raises;
+    PostgreSQL messages come back unchanged.
+
+    Example:
+        >>> strip_segment_suffix("gpdl-progress 3 0  (seg0 slice1 127.0.0.1:7002 pid=336)")
+        'gpdl-progress 3 0'
+    """
+    return _SEGMENT_SUFFIX.sub("", message.strip())
 
 
 def kind_of(version: str) -> str:

@@ -192,6 +192,11 @@ class Driver:
         self.started = time.monotonic()
         self.attempts: dict[Unit, int] = {}
         self.units_done = len(plan.completed)
+        # Per configuration, the segments it visited this iteration, in order: a
+        # unit starts from the weights of the hop before it (or <out> at hop 0).
+        self.visits: dict[int, list[int]] = {}
+        for unit in plan.completed:  # in hop order
+            self.visits.setdefault(unit.config, []).append(unit.segment)
 
     # --- public --------------------------------------------------------------
     def run(self) -> str:
@@ -243,6 +248,7 @@ class Driver:
             in_flight.discard(unit)
             if error is None:
                 scheduler.complete(unit)
+                self.visits.setdefault(unit.config, []).append(unit.segment)
                 self.units_done += 1
                 self.listener(Event("unit", self.units_done, total, scheduler.iteration,
                                     f"mst {unit.config} on segment {unit.segment}"))
@@ -282,19 +288,45 @@ class Driver:
         due = iteration % plan.metrics_compute_frequency == 0 or \
             iteration == plan.num_iterations
         metrics: dict[int, dict[str, tuple[float, float | None]]] = {}
+        self._on_control(f"fold iteration {iteration}",
+                         lambda: self._fold_iteration(scheduler.iteration))
         if due:
             metrics = self._evaluate(list(scheduler.active_configs))
+        self._on_control(f"record iteration {iteration}",
+                         lambda: self._commit_iteration(iteration, metrics, scheduler))
+        scheduler.advance()
+        self.visits.clear()
+        self.listener(Event("iteration", self.units_done, 0, scheduler.iteration,
+                            f"iteration {iteration} of {plan.num_iterations}"))
+
+    def _on_control(self, what: str, work: Callable[[], None]) -> None:
+        """Run ``work`` on the control session, reconnecting after a lost connection."""
         for attempt in range(1, MAX_UNIT_ATTEMPTS + 1):
             try:
-                self._commit_iteration(iteration, metrics, scheduler)
-                break
+                work()
+                return
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
                 self.control.drop()  # server restarted or connection lost: reconnect
                 if attempt == MAX_UNIT_ATTEMPTS:
-                    raise FatalError(f"cannot record iteration {iteration}: {error}") from error
-        scheduler.advance()
-        self.listener(Event("iteration", self.units_done, 0, scheduler.iteration,
-                            f"iteration {iteration} of {plan.num_iterations}"))
+                    raise FatalError(f"cannot {what}: {error}") from error
+
+    def _fold_iteration(self, iteration: int) -> None:
+        """Move the iteration's last weights into ``<out>`` (idempotent), then reclaim space.
+
+        Nothing trains meanwhile (the iteration is complete), so the UPDATEs
+        wait for no unit; VACUUM keeps the hops' dead weights from piling up
+        (Greenplum does not autovacuum user tables).
+        """
+        out = self.plan.output
+        params = dict(iteration=iteration, last_hop=len(self.plan.segments) - 1)
+        conn = self.control.connection()
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            for statement in out.fold_sql():
+                cur.execute(statement, params)
+            cur.execute("COMMIT")
+            cur.execute(sql.SQL("VACUUM {}, {}").format(out.progress.identifier,
+                                                         out.model.identifier))
 
     # --- evaluation ------------------------------------------------------------
     def _evaluate(self, mst_keys: list[int]) -> dict[int, dict[str, tuple[float, float | None]]]:
@@ -441,11 +473,15 @@ class Driver:
         config = next(c for c in plan.configs if c.mst_key == unit.config)
         cache_key = f"{plan.source_oid}:{segment.dist_key}"
         cached = plan.use_caching and cache_key in session.warm
+        visited = self.visits.get(unit.config, [])
         statement = _TRAIN_SQL.format(
-            packed=plan.source.identifier, out=plan.output.model.identifier,
-            progress=plan.output.progress.identifier,
+            packed=plan.source.identifier, progress=plan.output.progress.identifier,
+            weights=(_HOP_WEIGHTS if visited else _START_WEIGHTS).format(
+                out=plan.output.model.identifier, progress=plan.output.progress.identifier),
             x=sql.SQL("NULL::bytea AS x, NULL::bytea AS y" if cached else "x, y"))
         params = dict(
+            hop=len(visited),
+            previous_key=plan.segments[visited[-1]].dist_key if visited else None,
             key=segment.dist_key, mst=unit.config, token=uuid.uuid4().hex,
             cache_key=cache_key, num_buffers=segment.train_buffers,
             compile=config.compile_params, fit=config.fit_params,
@@ -515,28 +551,38 @@ def _classify(error: BaseException, session: _Session) -> BaseException:
     return error
 
 
+# Calls of the unit functions stand in a select list over the segment's own rows
+# (``WHERE __dist_key__ = k``), never in FROM: Greenplum runs a FROM-clause function
+# on the coordinator, above the Gather Motion. The progress row lands on the same
+# segment (distributed by the same key), so only the starting weights travel to it.
 _TRAIN_SQL = sql.SQL(
-    "WITH hop AS ("
-    " SELECT r.* FROM (SELECT buffer_id, {x}, x_shape FROM {packed}"
-    "  WHERE __dist_key__ = %(key)s) p"
-    " CROSS JOIN (SELECT model_arch, model_weights, optimizer_state FROM {out}"
-    "  WHERE mst_key = %(mst)s) m,"
-    " LATERAL gpdl.train_unit(%(token)s, %(cache_key)s, p.buffer_id, %(num_buffers)s,"
-    "  p.x, p.y, p.x_shape, m.model_arch, %(compile)s, %(fit)s, m.model_weights,"
-    "  m.optimizer_state, %(num_classes)s, %(norm)s, %(seed)s, %(threads)s, %(use_gpus)s,"
-    "  %(segment)s, %(use_caching)s) r"
-    "), saved AS ("
-    " UPDATE {out} o SET model_weights = hop.weights, optimizer_state = hop.optimizer_state"
-    " FROM hop WHERE o.mst_key = %(mst)s RETURNING 1"
-    ") INSERT INTO {progress} (iteration, mst_key, segment, loss, metric, images, seconds)"
-    " SELECT %(iteration)s, %(mst)s, %(segment)s, loss, metric, images, seconds FROM hop"
+    "INSERT INTO {progress} (iteration, mst_key, segment, __dist_key__, hop, loss, metric,"
+    " images, seconds, model_weights, optimizer_state)"
+    " SELECT %(iteration)s, %(mst)s, %(segment)s, s.__dist_key__, %(hop)s, (r).loss,"
+    " (r).metric, (r).images, (r).seconds, (r).weights, (r).optimizer_state"
+    " FROM (SELECT p.__dist_key__, gpdl.train_unit(%(token)s, %(cache_key)s, p.buffer_id,"
+    "  %(num_buffers)s, p.x, p.y, p.x_shape, w.model_arch, %(compile)s, %(fit)s,"
+    "  w.model_weights, w.optimizer_state, %(num_classes)s, %(norm)s, %(seed)s, %(threads)s,"
+    "  %(use_gpus)s, %(segment)s, %(use_caching)s) AS r"
+    "  FROM (SELECT __dist_key__, buffer_id, {x}, x_shape FROM {packed}"
+    "   WHERE __dist_key__ = %(key)s) p"
+    "  CROSS JOIN ({weights}) w) s"
 )
 
+# Where a unit's starting weights come from: <out> at the first hop of an iteration,
+# else the row of the configuration's previous hop (found by its primary key).
+_START_WEIGHTS = sql.SQL(
+    "SELECT model_arch, model_weights, optimizer_state FROM {out} WHERE mst_key = %(mst)s")
+_HOP_WEIGHTS = sql.SQL(
+    "SELECT o.model_arch, h.model_weights, h.optimizer_state FROM {progress} h"
+    " JOIN {out} o ON o.mst_key = h.mst_key WHERE h.iteration = %(iteration)s"
+    " AND h.mst_key = %(mst)s AND h.__dist_key__ = %(previous_key)s")
+
 _EVALUATE_SQL = sql.SQL(
-    "SELECT r.loss, r.metric, r.images FROM (SELECT buffer_id, {x}, x_shape FROM {packed}"
-    " WHERE __dist_key__ = %(key)s) p"
-    " CROSS JOIN (SELECT model_arch, model_weights FROM {out} WHERE mst_key = %(mst)s) m,"
-    " LATERAL gpdl.evaluate_unit(%(token)s, %(cache_key)s, p.buffer_id, %(num_buffers)s,"
+    "SELECT (r).loss, (r).metric, (r).images"
+    " FROM (SELECT gpdl.evaluate_unit(%(token)s, %(cache_key)s, p.buffer_id, %(num_buffers)s,"
     "  p.x, p.y, p.x_shape, m.model_arch, %(compile)s, m.model_weights, %(num_classes)s,"
-    "  %(norm)s, %(threads)s, %(use_gpus)s, %(segment)s, %(use_caching)s) r"
+    "  %(norm)s, %(threads)s, %(use_gpus)s, %(segment)s, %(use_caching)s) AS r"
+    "  FROM (SELECT buffer_id, {x}, x_shape FROM {packed} WHERE __dist_key__ = %(key)s) p"
+    "  CROSS JOIN (SELECT model_arch, model_weights FROM {out} WHERE mst_key = %(mst)s) m) s"
 )

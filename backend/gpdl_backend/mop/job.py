@@ -172,15 +172,19 @@ class TrainingJob:
                 "SELECT i.mst_key, i.model_id, i.compile_params, i.fit_params, i.status, "
                 "i.training_loss_final, i.training_metrics_final, i.validation_loss_final, "
                 "i.validation_metrics_final, "
-                "(SELECT count(*) FROM {p} p WHERE p.mst_key = i.mst_key) "
-                "FROM {i} i ORDER BY i.mst_key").format(
+                "(SELECT count(*) FROM {p} p WHERE p.mst_key = i.mst_key), "
+                "i.stop_requested FROM {i} i ORDER BY i.mst_key").format(
                 i=self.output.info.identifier, p=self.output.progress.identifier))
             names = ["mst_key", "model_id", "compile_params", "fit_params", "status",
                      "training_loss", "training_metric", "validation_loss",
                      "validation_metric", "units_done"]
-            configs = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-        stopped_units = sum(c["units_done"] for c in configs if c["status"] == tables.STOPPED)
-        active = sum(1 for c in configs if c["status"] != tables.STOPPED)
+            rows = cur.fetchall()
+        configs = [dict(zip(names, row[:-1], strict=True)) for row in rows]
+        # Configurations stopped one by one train no more; a whole-job stop can resume.
+        alone = [row[-1] for row in rows]
+        stopped_units = sum(c["units_done"] for c, one in zip(configs, alone, strict=True)
+                            if one)
+        active = alone.count(False)
         units_total = active * segments * total_iterations + stopped_units
         return JobStatus(status, done, total_iterations, units_done, units_total, error, configs)
 
@@ -225,6 +229,9 @@ def _set_job_status(dsn: str, output: tables.OutputTables, status: str,
         cur.execute(sql.SQL("UPDATE {} SET status = %s, error = %s, "
                             "end_training_time = now()").format(
             output.summary.identifier), (status, error))
+        if status in (tables.FAILED, tables.STOPPED):  # no configuration trains on
+            cur.execute(sql.SQL("UPDATE {} SET status = %s WHERE status = %s").format(
+                output.info.identifier), (status, tables.TRAINING))
 
 
 # --- planning ----------------------------------------------------------------------
@@ -372,6 +379,11 @@ def _resumed_plan(conn, dsn: str, output: tables.OutputTables) -> JobPlan:
         engine = engines.probe(conn, segments)
         cur.execute(sql.SQL("UPDATE {} SET status = %s, stop_requested = false, error = NULL")
                     .format(output.summary.identifier), (tables.RUNNING,))
+        # A whole-job stop or failure marked the configurations; those not stopped
+        # one by one (stop_requested) train on.
+        cur.execute(sql.SQL("UPDATE {} SET status = %s WHERE status IN (%s, %s) "
+                            "AND NOT stop_requested").format(output.info.identifier),
+                    (tables.TRAINING, tables.STOPPED, tables.FAILED))
         plan = _plan_from_tables(cur, dsn, output, engine)
     conn.commit()
     return plan
@@ -393,8 +405,8 @@ def _plan_from_tables(cur, dsn: str, output: tables.OutputTables,
     rows = cur.fetchall()
     configs = [Config(mst, compile_params, fit) for mst, compile_params, fit, _ in rows]
     stopped = [mst for mst, _, _, status in rows if status == tables.STOPPED]
-    cur.execute(sql.SQL("SELECT mst_key, segment FROM {} WHERE iteration = %s").format(
-        output.progress.identifier), (done,))
+    cur.execute(sql.SQL("SELECT mst_key, segment FROM {} WHERE iteration = %s "
+                        "ORDER BY mst_key, hop").format(output.progress.identifier), (done,))
     completed = [Unit(done, mst, segment) for mst, segment in cur.fetchall()]
     cur.execute("SELECT %s::regclass::oid, %s::regclass::oid",
                 (source.identifier.as_string(cur),

@@ -3,7 +3,8 @@
 - ``<out>``: ``mst_key, model_weights, model_arch`` (+ ``optimizer_state``)
 - ``<out>_info``: per configuration, loss/metric arrays per evaluated iteration
 - ``<out>_summary``: inputs, class values, times, ``metrics_iters``, job status
-- ``<out>_progress``: one row per completed unit (hop), committed with its weights
+- ``<out>_progress``: one row per completed unit (hop), committed with the weights
+  it produced; ``fold_sql`` moves an iteration's last weights into ``<out>``
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class OutputTables:
 
     def create_sql(self, engine: Engine) -> list[sql.Composable]:
         """CREATE TABLE statements for the four tables."""
-        by_mst = sql.SQL(" DISTRIBUTED BY (mst_key)") if engine.is_greenplum else sql.SQL("")
+        by_mst = engine.distributed_by("mst_key")
         summary_columns = sql.SQL(", ").join(
             sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
             for name, kind in SUMMARY_COLUMNS)
@@ -88,13 +89,40 @@ class OutputTables:
             ).format(self.info.identifier, by_mst),
             sql.SQL("CREATE TABLE {} ({}){}").format(
                 self.summary.identifier, summary_columns, engine.distributed_replicated()),
+            # A hop's row holds the weights it produced until its iteration is folded
+            # into <out>: units only INSERT (no row or table lock shared with another
+            # unit), on the segment that trained (distributed like the packed data).
             sql.SQL(
                 "CREATE TABLE {} (iteration integer NOT NULL, mst_key integer NOT NULL, "
-                "segment integer NOT NULL, loss double precision, metric double precision, "
+                "segment integer NOT NULL, __dist_key__ integer NOT NULL, "
+                "hop integer NOT NULL, loss double precision, metric double precision, "
                 "images integer, seconds double precision, "
                 "finished_at timestamptz NOT NULL DEFAULT clock_timestamp(), "
-                "PRIMARY KEY (iteration, mst_key, segment)){}"
-            ).format(self.progress.identifier, by_mst),
+                "model_weights bytea, optimizer_state bytea, "
+                "PRIMARY KEY (iteration, mst_key, __dist_key__)){}"
+            ).format(self.progress.identifier, engine.distributed_by_key()),
+        ]
+
+    def fold_sql(self) -> list[sql.Composable]:
+        """Statements that make ``<out>`` hold the weights at the end of an iteration.
+
+        Parameters: ``iteration`` (0-based) and ``last_hop`` (segments - 1). Only
+        configurations that visited every segment are folded (a configuration
+        stopped mid-iteration keeps the weights it had, the ones last
+        evaluated); then the iteration's hop weights are cleared. Running it
+        twice changes nothing.
+        """
+        return [
+            sql.SQL(
+                "UPDATE {out} o SET model_weights = h.model_weights, "
+                "optimizer_state = h.optimizer_state FROM {progress} h "
+                "WHERE h.mst_key = o.mst_key AND h.iteration = %(iteration)s "
+                "AND h.hop = %(last_hop)s AND h.model_weights IS NOT NULL").format(
+                out=self.model.identifier, progress=self.progress.identifier),
+            sql.SQL(
+                "UPDATE {} SET model_weights = NULL, optimizer_state = NULL "
+                "WHERE iteration = %(iteration)s AND model_weights IS NOT NULL").format(
+                self.progress.identifier),
         ]
 
     def drop_sql(self) -> sql.Composable:
