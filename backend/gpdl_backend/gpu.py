@@ -7,8 +7,13 @@ instead: one ``host`` row (whole-host CPU % and memory) and one row per gpdl
 segment backend (its CPU % and resident memory), so the notebook's GPU monitor
 shows where the work happens either way.
 
-The backends are named by the caller (``gpdl.gpu_usage`` passes the
-``pg_stat_activity`` rows whose ``application_name`` starts with ``gpdl:``).
+The backends are named by the caller: the client lists the server processes
+of every session whose ``application_name`` starts with ``gpdl:`` (on
+Greenplum a session's segment processes too, which do the training) and
+passes their pids and names to every host. A pid means something only on
+its own host, so each server instance keeps the pids of its own backends,
+the children of its postmaster (``parent``). A session's processes on one
+host count together: one row per session, CPU and resident memory summed.
 CPU percentages are measured since the previous call in this backend (the
 first call samples for a short interval); a process's percentage is of one
 core, so a backend using two cores shows 200.
@@ -88,28 +93,43 @@ UsageRow = tuple[str, str, str, float, float, float, list[int], list[str]]
 """``(host, kind, device, utilization %, memory used MB, memory total MB, pids, sessions)``."""
 
 
-def gpu_usage(GD: Any, sessions: Iterable[tuple[int, str]]) -> list[UsageRow]:
+def gpu_usage(GD: Any, sessions: Iterable[tuple[int, str]],
+              parent: int | None = None) -> list[UsageRow]:
     """Live usage of this host's GPUs, or of its CPU and gpdl backends without GPUs.
 
     Args:
         GD: the backend's global dict (keeps NVML and CPU samples between calls).
-        sessions: ``(pid, application_name)`` of the gpdl segment backends.
+        sessions: ``(pid, application_name)`` of the gpdl sessions' server
+            processes, possibly of every host.
+        parent: keep only the processes whose parent has this pid (the
+            postmaster of the server instance answering: pids of other hosts
+            may name unrelated processes here). Defaults to None (keep all).
 
     Returns:
         With GPUs, one ``gpu`` row per device (``pids``: the processes on it,
-        ``sessions``: the gpdl backends among them). Without, a ``cpu`` row
-        for the host (device ``host``) and one per backend (device = its
-        application name).
+        ``sessions``: the gpdl sessions among them). Without, a ``cpu`` row
+        for the host (device ``host``) and one per gpdl session (device = its
+        application name; CPU and memory of its processes here, summed).
 
     Example:
-        >>> gpu_usage(GD, [(4242, "gpdl:segment 0")])[0][:3]
+        >>> gpu_usage(GD, [(4242, "gpdl:segment 0")], parent=os.getppid())[0][:3]
         ('db-host', 'cpu', 'host')
     """
-    names = {int(pid): name for pid, name in sessions}
+    names = {int(pid): name for pid, name in sessions if _child_of(int(pid), parent)}
     pynvml = nvml(GD)
     if pynvml is not None:
         return _gpu_rows(pynvml, names)
     return _cpu_rows(GD, names)
+
+
+def _child_of(pid: int, parent: int | None) -> bool:
+    """Whether process ``pid`` runs here with parent ``parent`` (always, without one)."""
+    if parent is None:
+        return True
+    try:
+        return psutil.Process(pid).ppid() == parent
+    except psutil.Error:
+        return False
 
 
 def _gpu_rows(pynvml: Any, names: dict[int, str]) -> list[UsageRow]:
@@ -129,7 +149,7 @@ def _gpu_rows(pynvml: Any, names: dict[int, str]) -> list[UsageRow]:
             pids = []
         rows.append((host, "gpu", str(index), utilization, round(memory.used / _MB, 1),
                      round(memory.total / _MB, 1), pids,
-                     [names[p] for p in pids if p in names]))
+                     _unique(names[p] for p in pids if p in names)))
     return rows
 
 
@@ -158,7 +178,7 @@ def _cpu_rows(GD: Any, names: dict[int, str]) -> list[UsageRow]:
     host = socket.gethostname()
     memory = psutil.virtual_memory()
     total = round(memory.total / _MB, 1)
-    backends = []
+    by_session: dict[str, tuple[float, int, list[int]]] = {}
     for pid, process in sorted(known.items()):
         try:
             with process.oneshot():
@@ -167,10 +187,17 @@ def _cpu_rows(GD: Any, names: dict[int, str]) -> list[UsageRow]:
         except psutil.Error:
             del known[pid]
             continue
-        backends.append((host, "cpu", names[pid], float(cpu), round(rss / _MB, 1), total,
-                         [pid], [names[pid]]))
-    pids = [row[6][0] for row in backends]
+        cpu_sum, rss_sum, pids = by_session.get(names[pid], (0.0, 0, []))
+        by_session[names[pid]] = (cpu_sum + cpu, rss_sum + rss, [*pids, pid])
+    backends = [(host, "cpu", name, float(cpu), round(rss / _MB, 1), total, pids, [name])
+                for name, (cpu, rss, pids) in sorted(by_session.items())]
+    pids = sorted(pid for row in backends for pid in row[6])
     host_row = (host, "cpu", "host", float(psutil.cpu_percent(None)),
                 round((memory.total - memory.available) / _MB, 1), total, pids,
-                [names[p] for p in pids])
+                [row[2] for row in backends])
     return [host_row, *backends]
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    """The items without repeats, in first-seen order."""
+    return list(dict.fromkeys(items))

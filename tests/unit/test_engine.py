@@ -41,6 +41,7 @@ def all_statements(engine: Engine) -> list[str]:
         engine.rows_on_every_host(sql.SQL("gpdl.gpu_info()")),
         *engine.read_images_statements(STAGING, ARGS),
         engine.on_every_segment(sql.SQL("gpdl.server_info(true)")),
+        engine.session_backends(),
     ]
     index = engine.index_dist_key(table)
     if index is not None:
@@ -123,9 +124,20 @@ def test_greenplum_clauses() -> None:
     assert render(GREENPLUM_3.distributed_by("mst_key")) == ' DISTRIBUTED BY ("mst_key")'
     assert [render(s) for s in GREENPLUM_3.row_shares(sql.SQL("k"))] == ["true"]
     assert render(GREENPLUM_3.rows_on_every_host(sql.SQL("f()"))) == (
-        "SELECT r.* FROM gp_dist_random('gp_id'), LATERAL f() r UNION ALL SELECT * FROM f()")
+        "SELECT (r).* FROM (SELECT f() AS r FROM gp_dist_random('gp_id')) s "
+        "UNION ALL SELECT * FROM f()")
     assert render(GREENPLUM_3.on_every_segment(sql.SQL("f()"))) == (
         "SELECT gp_segment_id AS segment, f() AS value FROM gp_dist_random('gp_id') ORDER BY 1")
+
+
+def test_session_backends_include_greenplum_segment_processes() -> None:
+    assert render(POSTGRES.session_backends()) == (
+        "SELECT pid, application_name FROM pg_stat_activity "
+        "WHERE application_name LIKE 'gpdl:%' ORDER BY 2, 1")
+    assert render(GREENPLUM_3.session_backends("gpdl_x:")) == (
+        "SELECT a.pid, s.application_name FROM gp_stat_activity a "
+        "JOIN pg_stat_activity s ON s.sess_id = a.sess_id "
+        "WHERE s.application_name LIKE 'gpdl\\_x:%' ORDER BY 2, 1")
 
 
 def test_greenplum_loads_with_one_statement_on_every_segment() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 from gpdl_backend import gpu
+from gpdl_backend.gpu_monitor import merge_usage
 
 
 class FakeNVML:
@@ -55,3 +57,39 @@ def test_no_nvml_means_no_gpus() -> None:
     assert gpu.gpu_configuration({gpu._NVML: None}) == []
     rows = gpu.gpu_usage({gpu._NVML: None}, [])
     assert [r[1:3] for r in rows] == [("cpu", "host")]
+
+
+def test_cpu_rows_keep_this_servers_backends_one_row_per_session() -> None:
+    me, parent = os.getpid(), os.getppid()
+    sessions = [(me, "gpdl:segment 0"), (parent, "gpdl:segment 0"), (1, "gpdl:elsewhere")]
+    rows = gpu.gpu_usage({gpu._NVML: None}, sessions, parent=parent)
+    host, *backends = rows
+    assert host[1:3] == ("cpu", "host") and host[6:] == ([me], ["gpdl:segment 0"])
+    assert [r[2] for r in backends] == ["gpdl:segment 0"]  # pid 1 is no child of parent
+    assert backends[0][6:] == ([me], ["gpdl:segment 0"]) and backends[0][4] > 0
+    everything = gpu.gpu_usage({gpu._NVML: None}, sessions)
+    assert [(r[2], r[6]) for r in everything[1:]] == [
+        ("gpdl:elsewhere", [1]), ("gpdl:segment 0", sorted([me, parent]))]
+
+
+def test_merge_joins_the_answers_of_instances_on_one_host() -> None:
+    def row(device: str, utilization: float, memory: float, pids: list[int],
+            kind: str = "cpu") -> dict:
+        sessions = [] if device == "host" else [device]
+        return {"host": "h", "kind": kind, "device": device, "utilization": utilization,
+                "memory_used_mb": memory, "memory_total_mb": 100.0, "pids": pids,
+                "sessions": sessions}
+
+    rows = [row("host", 50.0, 40.0, [7]), row("gpdl:s", 90.0, 8.0, [7]),
+            row("host", 51.0, 41.0, [9]), row("gpdl:s", 5.0, 2.0, [9]),
+            row("gpdl:t", 1.0, 1.0, [11]), row("0", 80.0, 10.0, [7, 9], "gpu"),
+            row("0", 81.0, 11.0, [7, 9], "gpu")]
+    rows[0]["sessions"], rows[2]["sessions"] = ["gpdl:s"], ["gpdl:s", "gpdl:t"]
+    merged = merge_usage(rows)
+    assert [(r["kind"], r["device"]) for r in merged] == [
+        ("cpu", "host"), ("cpu", "gpdl:s"), ("cpu", "gpdl:t"), ("gpu", "0")]
+    host, s, _, gpu_row = merged
+    assert (host["utilization"], host["memory_used_mb"], host["pids"], host["sessions"]) == (
+        50.0, 40.0, [7, 9], ["gpdl:s", "gpdl:t"])
+    assert (s["utilization"], s["memory_used_mb"], s["pids"]) == (95.0, 10.0, [7, 9])
+    assert (gpu_row["utilization"], gpu_row["pids"]) == (80.0, [7, 9])

@@ -247,7 +247,8 @@ def test_arch_predict_gpu_connect_show_sql(shell: RaisingShell) -> None:
     assert "'top_k', 3::integer" in predict
     image = shell.gpdl("predict models --mst-key 2 --show-sql")
     assert "gpdl.predict_image('models', 2, :image, 3)" in image
-    assert "gpdl.gpu_usage()" in shell.gpdl("gpu --show-sql")
+    assert "gpdl.gpu_usage(:backend_pids::integer[], :backend_names::text[])" in \
+        shell.gpdl("gpu --show-sql")
     assert "SELECT version();" in shell.gpdl(f"connect {NOWHERE} --show-sql")
 
 

@@ -146,14 +146,19 @@ from gpdl_backend import gpu
 return gpu.gpu_configuration(GD)
 $$ LANGUAGE plpython3u VOLATILE;
 
-CREATE FUNCTION gpdl.gpu_usage() RETURNS TABLE (
+-- The caller names the gpdl sessions' server processes (backend_pids, backend_names),
+-- listed on the coordinator: a function running on a Greenplum segment cannot
+-- query pg_stat_activity. Each server instance keeps its own backends (children of
+-- its postmaster): a pid of another host may name an unrelated process here.
+CREATE FUNCTION gpdl.gpu_usage(
+    backend_pids integer[] DEFAULT '{}', backend_names text[] DEFAULT '{}'
+) RETURNS TABLE (
     host text, kind text, device text, utilization double precision,
     memory_used_mb double precision, memory_total_mb double precision, pids integer[],
     sessions text[]
 ) AS $$
 #PRELUDE
+import os
 from gpdl_backend import gpu
-_sessions = plpy.execute(
-    "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'gpdl:%'")
-return gpu.gpu_usage(GD, [(r["pid"], r["application_name"]) for r in _sessions])
+return gpu.gpu_usage(GD, zip(backend_pids or [], backend_names or []), parent=os.getppid())
 $$ LANGUAGE plpython3u VOLATILE;
