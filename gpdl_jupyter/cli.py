@@ -95,17 +95,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_servers(args: argparse.Namespace) -> int:
-    from gpdl_backend.servers import add_server, list_servers
+    from gpdl_backend.servers import list_servers
+    from gpdl_jupyter import api
 
-    server = _server(args)
+    dsn = _dsn(args)
     if args.action == "add":
-        options = {"key": args.key, "secret": args.secret}
-        if args.endpoint_url:
-            options["client_kwargs"] = {"endpoint_url": args.endpoint_url}
-        path = add_server(server.servers_dir, args.name, options)
-        print(f"server config {args.name!r} written to {path}")
+        path = api.add_server(args.name, endpoint_url=args.endpoint_url, key=args.key,
+                              secret=args.secret, region=args.region,
+                              servers_dir=args.servers_dir, dsn=dsn)
+        print(f"server config {args.name!r} written to {path}")  # never the secret
     else:
-        for name in list_servers(server.servers_dir):
+        for name in list_servers(Path(args.servers_dir) if args.servers_dir
+                                 else api.servers_dir(dsn=dsn)):
             print(name)
     return 0
 
@@ -266,7 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
                              help="named object-store configs (credentials)")
     servers.add_argument("action", choices=["add", "list"])
     servers.add_argument("name", nargs="?")
+    servers.add_argument("--dsn", help="the database whose recorded servers_dir to use")
+    servers.add_argument("--servers-dir",
+                         help="write there instead of the directory gpdl install recorded")
     servers.add_argument("--endpoint-url")
+    servers.add_argument("--region")
     servers.add_argument("--key")
     servers.add_argument("--secret")
     servers.set_defaults(handler=cmd_servers)

@@ -75,6 +75,8 @@ def install(
             to this venv's site-packages and the backend source directory.
         servers_dir: where named object-store configs live on the database
             host. Defaults to ``$GPDL_SERVERS_DIR`` or ``/etc/gpdl/servers``.
+            The OS user the server runs as is recorded beside it
+            (``server_user``): ``gpdl servers add`` gives the configs to it.
         num_segments: PostgreSQL virtual segments. Defaults to the value
             already installed, else the server's CPU count.
 
@@ -118,6 +120,7 @@ def install(
             _set_config(cur, "num_segments", str(segments))
             _set_config(cur, "site_paths", os.pathsep.join(paths))
             _set_config(cur, "servers_dir", servers)
+            _set_config(cur, "server_user", _server_user(cur))
             cur.execute("SELECT gpdl.version()")
             installed = cur.fetchone()[0]
     if installed != gpdl_backend.__version__:
@@ -156,6 +159,12 @@ def _current_segments(cur) -> int | None:
     cur.execute("SELECT value FROM gpdl.config WHERE key = 'num_segments'")
     row = cur.fetchone()
     return int(row[0]) if row else None
+
+
+def _server_user(cur) -> str:
+    """The OS user the server runs as (its own Python says): the owner of server configs."""
+    cur.execute("SELECT gpdl.server_info(false)::json ->> 'os_user'")
+    return cur.fetchone()[0]
 
 
 def _server_cpu_count(cur) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import pwd
 import socket
 import sys
 from importlib import metadata
@@ -30,6 +31,7 @@ def collect(with_tensorflow: bool = True) -> dict:
 
     info = {
         "host": socket.gethostname(),
+        "os_user": pwd.getpwuid(os.geteuid()).pw_name,
         "python": platform.python_version(),
         "executable": sys.executable,
         "cpu_count": os.cpu_count(),

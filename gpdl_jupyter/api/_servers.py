@@ -11,7 +11,8 @@ from gpdl_jupyter.api._common import resolve
 from gpdl_jupyter.plans import call_text
 from gpdl_jupyter.sqltext import ShownSql, shown
 
-_SERVERS_DIR = "SELECT value FROM gpdl.config WHERE key = 'servers_dir'"
+_SERVER_SIDE = ("SELECT key, value FROM gpdl.config "
+                "WHERE key IN ('servers_dir', 'server_user')")
 
 
 def servers_dir(*, dsn: str | None = None) -> Path:
@@ -20,15 +21,27 @@ def servers_dir(*, dsn: str | None = None) -> Path:
     Raises:
         UsageError: gpdl is not installed in that database.
     """
+    return _recorded(dsn)[0]
+
+
+def _recorded(dsn: str | None) -> tuple[Path, str]:
+    """``(servers_dir, server_user)`` recorded by ``gpdl install`` in the database.
+
+    Raises:
+        UsageError: gpdl is not installed there, or installed by a gpdl that
+            recorded neither.
+    """
     with session(resolve(dsn, False)) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('gpdl.config') IS NOT NULL")
         if not cur.fetchone()[0]:
             raise UsageError("gpdl is not installed in this database: run gpdl install")
-        cur.execute(_SERVERS_DIR)
-        row = cur.fetchone()
-    if row is None:
-        raise UsageError("this database records no servers_dir: run gpdl install again")
-    return Path(row[0])
+        cur.execute(_SERVER_SIDE)
+        recorded = dict(cur.fetchall())
+    missing = [k for k in ("servers_dir", "server_user") if k not in recorded]
+    if missing:
+        raise UsageError(f"this database records no {' or '.join(missing)}: "
+                         "run gpdl install again")
+    return Path(recorded["servers_dir"]), recorded["server_user"]
 
 
 def add_server(
@@ -39,6 +52,7 @@ def add_server(
     secret: str | None = None,
     region: str | None = None,
     options: dict[str, Any] | None = None,
+    servers_dir: str | Path | None = None,
     dsn: str | None = None,
     show_sql: bool = False,
 ) -> Path | ShownSql:
@@ -47,9 +61,11 @@ def add_server(
     ``%gpdl load s3://bucket/path TABLE --server NAME`` then reads with these
     credentials; SQL only ever names the config. The file is written on this
     machine, in the ``servers_dir`` that ``gpdl install`` recorded in the
-    database: use it where the database runs here (the embedded server, a
-    local PostgreSQL); for a cluster, put the file on every host
-    (``gpdl servers add`` there).
+    database, mode 0600 and owned by the OS user the database server runs
+    as (also recorded by ``gpdl install``): use it where the database runs
+    here (the embedded server, a local PostgreSQL, a Greenplum coordinator);
+    for a cluster, put the file on every segment host too (``gpdl servers
+    add`` there).
 
     Args:
         name: the config's name (letters, digits, ``_``, ``.``, ``-``).
@@ -59,6 +75,8 @@ def add_server(
         secret: secret access key. Defaults to None.
         region: the region name. Defaults to None.
         options: more fsspec storage options, merged last. Defaults to None.
+        servers_dir: write there instead. Defaults to None (the directory
+            recorded in the database).
         dsn: the database. Defaults to None (the usual resolution order).
         show_sql: return what would run instead of running it. Defaults to False.
 
@@ -66,7 +84,8 @@ def add_server(
         The config file's path.
 
     Raises:
-        UsageError: an unsafe name, or gpdl not installed in the database.
+        UsageError: an unsafe name, gpdl not installed in the database, or
+            a server OS user this process cannot write a config for.
 
     Example:
         >>> add_server("minio", endpoint_url="http://127.0.0.1:9000", key="K", secret="S")
@@ -83,8 +102,12 @@ def add_server(
     config.update(options or {})
     if show_sql:
         url = resolve(dsn, True)
-        return shown([f"{_SERVERS_DIR};",
-                      call_text("gpdl_backend.servers.add_server", url, "<servers_dir>", name,
-                                "<options: credentials not shown>"),
-                      f"-- writes <servers_dir>/{name}.json (mode 0600) on this machine"])
-    return servers.add_server(servers_dir(dsn=dsn), name, config)
+        where = str(servers_dir) if servers_dir else "<servers_dir>"
+        return shown([f"{_SERVER_SIDE};",
+                      call_text("gpdl_backend.servers.add_server", url, where, name,
+                                "<options: credentials not shown>", owner="<server_user>"),
+                      f"-- writes {where}/{name}.json (mode 0600, owned by <server_user>) "
+                      "on this machine"])
+    recorded_dir, owner = _recorded(dsn)
+    return servers.add_server(Path(servers_dir) if servers_dir else recorded_dir, name, config,
+                              owner=owner)

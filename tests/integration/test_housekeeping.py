@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import pwd
 import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg2
 import pytest
+from psycopg2 import sql
+from psycopg2.extensions import make_dsn
 
+from gpdl_backend import engine as engines
 from gpdl_backend.errors import UsageError
+from gpdl_backend.install import install
 from gpdl_jupyter import api, connection
+from gpdl_jupyter.cli import main
+from tests.conftest import readable_dir
 from tests.magic_shell import RaisingShell
 
 pytestmark = pytest.mark.db
@@ -80,4 +90,64 @@ def test_add_server_writes_where_the_database_reads(dsn: str, embedded_server) -
     assert "servers_dir" in shown and "s3cr3t-value" not in shown
     with pytest.raises(UsageError, match="invalid"):
         api.add_server("../etc", dsn=dsn)
+    path.unlink()
+
+
+@pytest.fixture(scope="module")
+def own_servers(dsn: str) -> Iterator[tuple[str, Path]]:
+    """A new database whose install recorded a servers dir of its own: ``(dsn, dir)``."""
+    name = f"gpdl_servers_{secrets.token_hex(4)}"
+    directory = readable_dir("gpdl-servers-") / "servers"
+    admin = psycopg2.connect(dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")  # generated name, not user input
+    try:
+        target = make_dsn(dsn, dbname=name)
+        install(target, servers_dir=str(directory), num_segments=2)
+        yield target, directory
+    finally:
+        force = " WITH (FORCE)" if admin.server_version >= 130000 else ""
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE {name}{force}")
+        admin.close()
+        shutil.rmtree(directory.parent, ignore_errors=True)
+
+
+def _server_user(dsn: str) -> str:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT gpdl.server_info(false)::json ->> 'os_user'")
+        return cur.fetchone()[0]
+
+
+def test_a_server_config_belongs_to_the_servers_os_user(own_servers, shared_tmp) -> None:
+    target, directory = own_servers
+    path = api.add_server("hk_local", dsn=target)
+    assert path == directory / "hk_local.json"
+    owner = _server_user(target)
+    assert pwd.getpwuid(path.stat().st_uid).pw_name == owner  # gpadmin on Greenplum
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    for name in ("a.png", "b.png"):
+        (shared_tmp / name).write_bytes(b"x")
+    with psycopg2.connect(target) as conn, conn.cursor() as cur:  # every segment reads it
+        cur.execute(engines.probe(conn).on_every_segment(sql.SQL("gpdl.count_files({}, {})")
+                    .format(sql.Literal(str(shared_tmp)), sql.Literal("hk_local"))))
+        rows = cur.fetchall()
+    assert rows and {count for _, count in rows} == {2}
+    path.unlink()
+
+
+def test_servers_command_uses_the_recorded_directory(own_servers, capsys) -> None:
+    target, directory = own_servers
+    code = main(["servers", "add", "hk_cli", "--dsn", target, "--endpoint-url",
+                 "http://127.0.0.1:9", "--key", "K", "--secret", "s3cr3t-value"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    path = directory / "hk_cli.json"
+    assert out.strip() == f"server config 'hk_cli' written to {path}"
+    assert "s3cr3t-value" not in out + err
+    assert json.loads(path.read_text())["secret"] == "s3cr3t-value"
+    assert pwd.getpwuid(path.stat().st_uid).pw_name == _server_user(target)
+    assert main(["servers", "list", "--dsn", target]) == 0
+    assert capsys.readouterr().out.split() == ["hk_cli"]
     path.unlink()

@@ -73,9 +73,12 @@ def test_install_twice_is_idempotent(fresh_db: str) -> None:
     assert second.version == first.version
     assert second.num_segments == 2  # kept from the first install
     assert functions(fresh_db) == installed
-    assert config(fresh_db) == {
+    recorded = config(fresh_db)
+    server_user = query(fresh_db, "SELECT gpdl.server_info(false)::json ->> 'os_user'")[0][0]
+    assert recorded == {
         "version": gpdl_backend.__version__, "num_segments": "2",
-        "site_paths": ":".join(default_site_paths()), "servers_dir": "/srv/gpdl-servers"}
+        "site_paths": ":".join(default_site_paths()), "servers_dir": "/srv/gpdl-servers",
+        "server_user": server_user}
 
 
 def test_installed_functions_work(fresh_db: str, shared_tmp) -> None:
