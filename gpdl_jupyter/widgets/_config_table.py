@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gpdl_backend.mop.progress import JobProgress
+from gpdl_backend.mop.progress import ConfigProgress, JobProgress, describe_hyperparameters
 
 from .theme import config_colour, swatch
 
@@ -19,25 +19,66 @@ HIDDEN_HYPERPARAMETERS = ("loss", "metrics", "compile_params", "fit_params")
 SHORT_NAMES = {"model_id": "model", "learning_rate": "lr", "batch_size": "batch"}
 
 
+def config_phrases(config: ConfigProgress, names: Mapping[int, str] | None = None) -> list[str]:
+    """Short phrases for a configuration, its model's name first (``cnn-8``, ``Adam lr=0.001``).
+
+    Args:
+        names: ``model_id → name`` (``model_names``); a model without one
+            is ``model 3``. Defaults to none.
+    """
+    values = dict(config.hyperparameters)
+    model_id = values.pop("model_id", config.model_id)
+    phrases = describe_hyperparameters(values)
+    if model_id is None:
+        return phrases
+    return [(names or {}).get(model_id) or f"model {model_id}", *phrases]
+
+
+def config_label(config: ConfigProgress, names: Mapping[int, str] | None = None) -> str:
+    """``mst 3 · cnn-8 · Adam lr=0.001 · batch 64`` (a dropdown's or header's text)."""
+    return " · ".join([f"mst {config.mst_key}", *config_phrases(config, names)])
+
+
+def shared_hyperparameters(progress: JobProgress) -> dict[str, Any]:
+    """Hyperparameters every configuration has with one value (said once, not in a column)."""
+    if len(progress.configs) < 2:
+        return {}
+    first, *others = (c.hyperparameters for c in progress.configs)
+    return {k: v for k, v in first.items() if k not in HIDDEN_HYPERPARAMETERS
+            and k != "model_id" and all(k in o and o[k] == v for o in others)}
+
+
 def columns_of(progress: JobProgress) -> list[tuple[str, str]]:
-    """``(key, title)`` of every column: mst, hyperparameters, status, last metrics."""
+    """``(key, title)`` of every column: mst, hyperparameters that vary, status, last metrics.
+
+    Hyperparameters shared by every configuration get no column (the table
+    stays narrow); ``shared_hyperparameters`` gives them.
+    """
+    shared = shared_hyperparameters(progress)
     keys: list[str] = []
     for config in progress.configs:
         for key in config.hyperparameters:
-            if key not in keys and key not in HIDDEN_HYPERPARAMETERS:
+            if key not in keys and key not in HIDDEN_HYPERPARAMETERS and key not in shared:
                 keys.append(key)
     middle = [(key, SHORT_NAMES.get(key, key.replace("_", " "))) for key in keys]
     trailing = [c for c in TRAILING if progress.has_validation or "validation" not in c[0]]
     return [*LEADING, *middle, *trailing]
 
 
-def config_rows(progress: JobProgress) -> list[dict[str, Any]]:
-    """One row per configuration: hyperparameters, status, iteration, last evaluated values."""
+def config_rows(progress: JobProgress,
+                names: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
+    """One row per configuration: hyperparameters, status, iteration, last evaluated values.
+
+    Args:
+        names: ``model_id → name``; the model column shows the name. Defaults to none.
+    """
     rows = []
     for config in progress.configs:
         row: dict[str, Any] = {"mst_key": config.mst_key}
         row.update((k, v) for k, v in config.hyperparameters.items()
                    if k not in HIDDEN_HYPERPARAMETERS)
+        if row.get("model_id") in (names or {}):
+            row["model_id"] = (names or {})[row["model_id"]]
         row["status"] = "stopping" if config.stop_requested else config.status
         row["iteration"] = round(config.iteration, 2)
         for side in ("training", "validation"):

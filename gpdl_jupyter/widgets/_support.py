@@ -6,8 +6,10 @@ import contextvars
 import threading
 import traceback
 from collections.abc import Callable
+from copy import deepcopy
 
 import ipywidgets as widgets
+import plotly.graph_objects as go
 import psycopg2
 
 from gpdl_backend.errors import GpdlError
@@ -105,6 +107,27 @@ def guarded(output: widgets.Output, on_message: Callable[[str], None],
     return run
 
 
+def auto_width() -> widgets.Layout:
+    """A control as wide as its label (the default width cuts "Stop configuration")."""
+    return widgets.Layout(width="auto")
+
+
 def style_tag(css: str) -> widgets.HTML:
     """An invisible HTML widget that carries a theme's ``<style>`` block."""
     return widgets.HTML(css, layout=widgets.Layout(height="0px", margin="0px"))
+
+
+def sync_figure(figure: go.FigureWidget) -> None:
+    """Store the figure's whole current state in the widget's synced traits.
+
+    Plotly sends edits as one-off messages and refreshes the synced
+    ``_widget_data`` / ``_widget_layout`` only when the figure itself is
+    displayed, never as a child of a box. A view made later (a page reload,
+    or a front end still loading plotly's module during kernel start-up)
+    draws from those traits, so without this it shows empty axes.
+    """
+    data, layout = deepcopy(figure._data), deepcopy(figure._layout_obj._props)
+    if figure._widget_data != data:
+        figure._widget_data = data
+    if figure._widget_layout != layout:
+        figure._widget_layout = layout

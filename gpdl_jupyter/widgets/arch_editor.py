@@ -40,13 +40,17 @@ from ._layers import (
     new_layer,
     specs_from_json,
 )
-from ._support import error_output, guarded, style_tag
+from ._support import auto_width, error_output, guarded, style_tag
 from .theme import Theme, get_theme
 
 __all__ = ["ArchitectureEditor"]
 
 RetrainHook = Callable[["ArchitectureEditor", list[ModelConfig]], object]
-_NARROW = widgets.Layout(width="7em")
+
+
+def _narrow() -> widgets.Layout:
+    """A new Layout per field: one shared Layout would hide a field in every row at once."""
+    return widgets.Layout(width="7em")
 
 
 class ArchitectureEditor(widgets.VBox):
@@ -78,7 +82,8 @@ class ArchitectureEditor(widgets.VBox):
     num_params = Int(None, allow_none=True, help="parameters of the model as built")
     error = Unicode("", help="Keras's or the database's last refusal; empty when fine")
     warning = Unicode("", help="what would make training refuse this model")
-    model_id = Int(None, allow_none=True, help="the model_id it was last saved as")
+    # Not ``model_id``: ipywidgets identifies every widget by its ``model_id`` property.
+    saved_model_id = Int(None, allow_none=True, help="the model_id it was last saved as")
 
     def __init__(self, dsn: str, model_arch_table: str,
                  model: int | str | Mapping[str, Any] | None = None,
@@ -103,14 +108,15 @@ class ArchitectureEditor(widgets.VBox):
         self.list_box = widgets.VBox()
         self.add_kind = widgets.Dropdown(options=LAYER_TYPES, value="Dense",
                                          layout=widgets.Layout(width="14em"))
-        self.add_button = widgets.Button(description="Add layer", icon="plus")
+        self.add_button = widgets.Button(description="Add layer", icon="plus",
+                                         layout=auto_width())
         self.name_text = widgets.Text(value=name, placeholder="model name",
                                       description="Name")
         self.save_button = widgets.Button(description="Save as new model", icon="save",
-                                          button_style="primary")
+                                          button_style="primary", layout=auto_width())
         self.select_button = widgets.Button(
             description="Add to selection and retrain" if on_retrain else "Add to selection",
-            icon="plus-square", button_style="success",
+            icon="plus-square", button_style="success", layout=auto_width(),
             disabled=model_selection_table is None,
             tooltip="adds the saved model with every (compile, fit) pair of "
                     f"{model_selection_table or 'the model selection table'}")
@@ -211,7 +217,7 @@ class ArchitectureEditor(widgets.VBox):
         model_id = load_keras_model(self.dsn, self.model_arch_table, text, name=name,
                                     description=description or self._description())
         self._saved_json = text
-        self.model_id = model_id
+        self.saved_model_id = model_id
         self.status.value = (f"saved as model_id <b>{model_id}</b> in "
                              f"{html.escape(self.model_arch_table)}")
         return model_id
@@ -231,12 +237,12 @@ class ArchitectureEditor(widgets.VBox):
         table = model_selection_table or self.model_selection_table
         if not table:
             raise UsageError("no model_selection_table to add the model to")
-        if self.model_id is None or self._saved_json != self.model_json():
+        if self.saved_model_id is None or self._saved_json != self.model_json():
             self.save(self.name_text.value or None)
-        configs = add_model_to_selection(self.dsn, table, self.model_id)
+        configs = add_model_to_selection(self.dsn, table, self.saved_model_id)
         self.added = configs
         keys = ", ".join(str(c.mst_key) for c in configs) or "none (all were there)"
-        self.status.value = (f"model_id <b>{self.model_id}</b> added to "
+        self.status.value = (f"model_id <b>{self.saved_model_id}</b> added to "
                              f"{html.escape(table)}: mst_key {keys}")
         if self.on_retrain is not None:
             self.on_retrain(self, configs)
@@ -377,11 +383,11 @@ class _LayerRow:
         self._showing = False
         self.number = widgets.Label(f"{index + 1}", layout=widgets.Layout(width="2.5em"))
         self.kind = widgets.Dropdown(options=LAYER_TYPES, layout=widgets.Layout(width="14em"))
-        self.units = widgets.BoundedIntText(min=1, max=1_000_000, layout=_NARROW)
-        self.kernel = widgets.BoundedIntText(min=1, max=1024, layout=_NARROW)
+        self.units = widgets.BoundedIntText(min=1, max=1_000_000, layout=_narrow())
+        self.kernel = widgets.BoundedIntText(min=1, max=1024, layout=_narrow())
         self.activation = widgets.Dropdown(options=ACTIVATIONS, layout=widgets.Layout(
             width="8em"))
-        self.rate = widgets.BoundedFloatText(min=0.0, max=0.99, step=0.05, layout=_NARROW)
+        self.rate = widgets.BoundedFloatText(min=0.0, max=0.99, step=0.05, layout=_narrow())
         self.up = widgets.Button(icon="arrow-up", layout=widgets.Layout(width="3em"),
                                  tooltip="move up")
         self.down = widgets.Button(icon="arrow-down", layout=widgets.Layout(width="3em"),

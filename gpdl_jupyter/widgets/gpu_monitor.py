@@ -26,7 +26,14 @@ from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 
 from gpdl_backend.gpu_monitor import gpu_usage
 
-from ._support import MIN_REFRESH_SECONDS, Updater, error_output, report, style_tag
+from ._support import (
+    MIN_REFRESH_SECONDS,
+    Updater,
+    error_output,
+    report,
+    style_tag,
+    sync_figure,
+)
 from .theme import Theme, get_theme, series_colour
 
 __all__ = ["GpuMonitor"]
@@ -209,6 +216,7 @@ class GpuMonitor(widgets.VBox):
                 memory.hovertemplate = (f"{html.escape(_device_name(device))}<br>"
                                         "%{y:.2f} GB<extra></extra>")
             self.figure.update_xaxes(range=[-self.window, 0])
+        sync_figure(self.figure)
         self.label.value = _label(self.rows)
         self.table.value = _table(self.rows)
 

@@ -31,8 +31,26 @@ from gpdl_backend.mop.progress import (
     read_progress,
 )
 
-from ._config_table import columns_of, config_rows, render_table, sort_rows
-from ._support import MIN_REFRESH_SECONDS, Updater, error_output, guarded, report, style_tag
+from ._config_table import (
+    columns_of,
+    config_label,
+    config_phrases,
+    config_rows,
+    render_table,
+    shared_hyperparameters,
+    sort_rows,
+)
+from ._names import model_names
+from ._support import (
+    MIN_REFRESH_SECONDS,
+    Updater,
+    auto_width,
+    error_output,
+    guarded,
+    report,
+    style_tag,
+    sync_figure,
+)
 from .theme import Theme, config_colour, get_theme
 
 __all__ = ["LearningCurves"]
@@ -82,6 +100,7 @@ class LearningCurves(widgets.VBox):
         self._lock = threading.RLock()
         self._traces: dict[tuple[int, str], int] = {}
         self._drawn: tuple | None = None
+        self.names: dict[int, str] = {}  # model_id → the name it was saved with
 
         self.header = widgets.HTML()
         self.metric_buttons = widgets.ToggleButtons(options=[("Loss", "loss"),
@@ -93,13 +112,17 @@ class LearningCurves(widgets.VBox):
             legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, xanchor="left"),
             margin=dict(l=70, r=20, t=40 + 2 * self.theme.title_size, b=60)))
         self.sort_dropdown = widgets.Dropdown(description="Sort by")
-        self.order_button = widgets.ToggleButton(description="descending", icon="sort-amount-desc")
+        self.order_button = widgets.ToggleButton(description="descending", icon="sort-amount-desc",
+                                                 layout=auto_width())
         self.table = widgets.HTML()
-        self.config_dropdown = widgets.Dropdown(description="Configuration")
+        self.config_dropdown = widgets.Dropdown(description="Configuration",
+                                                style={"description_width": "initial"},
+                                                layout=widgets.Layout(width="auto"))
         self.stop_config_button = widgets.Button(description="Stop configuration",
-                                                 icon="stop", button_style="warning")
+                                                 icon="stop", button_style="warning",
+                                                 layout=auto_width())
         self.stop_job_button = widgets.Button(description="Stop job", icon="stop-circle",
-                                              button_style="danger")
+                                              button_style="danger", layout=auto_width())
         self.errors = error_output()
         super().__init__(children=[
             style_tag(self.theme.css()), self.header,
@@ -162,6 +185,9 @@ class LearningCurves(widgets.VBox):
             FatalError: the database cannot be reached.
         """
         progress = read_progress(self.dsn, str(self.job.output.model))
+        if any(c.model_id is not None and c.model_id not in self.names
+               for c in progress.configs):
+            self.names = model_names(self.dsn, str(self.job.output.model))
         self._show(progress)
         return progress
 
@@ -258,7 +284,7 @@ class LearningCurves(widgets.VBox):
         new = [c for c in progress.configs if (c.mst_key, "training") not in self._traces]
         if new:
             start = len(self.figure.data)
-            traces = [self._new_trace(c, side, _legend_name(c, progress))
+            traces = [self._new_trace(c, side, _legend_name(c, progress, self.names))
                       for c in new for side in self._sides]
             self.figure.add_traces(traces)
             for offset, (config, side) in enumerate(
@@ -279,7 +305,8 @@ class LearningCurves(widgets.VBox):
                     trace.visible = side in shown and (side != "validation"
                                                        or progress.has_validation)
                     trace.showlegend = side == legend_side
-                    trace.hovertemplate = _hover(config, side, self._measure_name(config))
+                    trace.hovertemplate = _hover(config, side, self._measure_name(config),
+                                                 self.names)
                     trace.line.width = (theme.best_line_width if is_best
                                         else theme.line_width / (2 if side == "hops" else 1))
                     trace.marker.size = theme.marker_size * (1.6 if is_best else 1)
@@ -287,9 +314,38 @@ class LearningCurves(widgets.VBox):
                 progress.configs[0] if progress.configs else None)
             last = max((x for c in progress.configs for side in self._sides
                         for x in c.series(side, self.metric).x), default=0.0)
-            self.figure.layout.xaxis.range = [0, max(progress.num_iterations, last, 1) * 1.02]
+            right = max(progress.num_iterations, last, 1) * 1.02
+            self.figure.layout.xaxis.range = [0, right]
+            self._fit_y(progress, shown)
             self.figure.layout.title.text = _title(progress)
-            self.figure.layout.annotations = _best_annotation(best, theme)
+            self.figure.layout.annotations = _best_annotation(
+                best, theme, self._best_text(best, progress), right)
+        sync_figure(self.figure)
+
+    def _fit_y(self, progress: JobProgress, shown: tuple[str, ...]) -> None:
+        """The y axis spans the evaluated values shown, so the first hops' high losses
+        (from iteration 0.5 on) do not squash the curves; hops alone: autorange."""
+        values = [y for c in progress.configs for side in ("validation", "training")
+                  if side in shown and (side != "validation" or progress.has_validation)
+                  for y in c.series(side, self.metric).y if y is not None]
+        axis = self.figure.layout.yaxis
+        if not values:
+            axis.autorange = True
+            return
+        low, high = min(values), max(values)
+        pad = (high - low) * 0.1 or abs(high) * 0.05 or 0.05
+        axis.range = [low - pad, high + pad]
+
+    def _best_text(self, best: Best | None, progress: JobProgress) -> str:
+        """``best validation accuracy 0.8437 · cnn-8 · lr=0.003`` (``lowest ... loss``)."""
+        if best is None:
+            return ""
+        config = progress.config(best.mst_key)
+        measure = self._measure_name(config)
+        higher = best.measure == "metric" and config.higher_is_better
+        side = "training, per hop" if best.side == "hops" else best.side
+        return (f"{'best' if higher else 'lowest'} {side} {measure} {best.value:.4g} · "
+                f"{_legend_name(config, progress, self.names)}")
 
     def _new_trace(self, config: ConfigProgress, side: str, name: str) -> go.Scatter:
         colour = config_colour(config.mst_key)
@@ -314,15 +370,20 @@ class LearningCurves(widgets.VBox):
             self.sort_dropdown.value = self.sort_by if self.sort_by in dict(columns) \
                 else "mst_key"
         best = self.best_mst_key
-        rows = sort_rows(config_rows(progress), self.sort_by, self.descending)
+        rows = sort_rows(config_rows(progress, self.names), self.sort_by, self.descending)
         text = render_table(rows, columns, best, self.sort_by, self.descending)
+        shared = describe_hyperparameters(shared_hyperparameters(progress))
+        if shared:  # said once instead of a column of equal values
+            text = (f"<div>every configuration: {html.escape(' · '.join(shared))}</div>"
+                    + text)
         if self.table.value != text:
             self.table.value = text
 
     def _draw_controls(self, progress: JobProgress) -> None:
         if self.status != progress.status:
             self.status = progress.status
-        options = tuple((config.label(), config.mst_key) for config in progress.configs)
+        options = tuple((config_label(config, self.names), config.mst_key)
+                        for config in progress.configs)
         if self.config_dropdown.options != options:
             self.config_dropdown.options = options
         keys = [key for _, key in options]
@@ -353,14 +414,15 @@ def _title(progress: JobProgress) -> str:
             "dotted: training, per hop</sup>")
 
 
-def _legend_name(config: ConfigProgress, progress: JobProgress) -> str:
-    """``mst 3`` and what sets it apart (the hyperparameters that vary in this job)."""
-    described = {c.mst_key: describe_hyperparameters(c.hyperparameters)
-                 for c in progress.configs}
+def _legend_name(config: ConfigProgress, progress: JobProgress,
+                 names: dict[int, str] | None = None) -> str:
+    """What sets a configuration apart (its model's name, the hyperparameters that vary
+    in this job), then ``mst 3``: ``cnn-8 · Adam lr=0.001 · mst 3``."""
+    described = {c.mst_key: config_phrases(c, names) for c in progress.configs}
     shared = set.intersection(*(set(v) for v in described.values())) \
         if len(described) > 1 else set()
-    own = described.get(config.mst_key) or describe_hyperparameters(config.hyperparameters)
-    return " · ".join([f"mst {config.mst_key}", *(p for p in own if p not in shared)])
+    own = described.get(config.mst_key) or config_phrases(config, names)
+    return " · ".join([*(p for p in own if p not in shared), f"mst {config.mst_key}"])
 
 
 def _header(progress: JobProgress) -> str:
@@ -371,23 +433,31 @@ def _header(progress: JobProgress) -> str:
              if progress.error else "")
     return (f"<b>{html.escape(progress.output)}</b> · "
             f'<span style="color:{colour}">{html.escape(progress.status)}{stopping}</span> · '
-            f"iteration {progress.iterations_done} of {progress.num_iterations} · "
+            f"iteration {_iteration_text(progress)} of {progress.num_iterations} · "
             f"{len(progress.configs)} configurations · {progress.units_done} hops{error}")
 
 
-def _hover(config: ConfigProgress, side: str, measure: str) -> str:
-    words = html.escape(" · ".join(describe_hyperparameters(config.hyperparameters)))
+def _iteration_text(progress: JobProgress) -> str:
+    """Iterations trained, as the table's iteration column says it (1.5: half of the second)."""
+    trained = max((c.iteration for c in progress.configs), default=progress.iterations_done)
+    return f"{round(max(trained, progress.iterations_done), 2):.4g}"
+
+
+def _hover(config: ConfigProgress, side: str, measure: str,
+           names: dict[int, str] | None = None) -> str:
+    words = html.escape(" · ".join(config_phrases(config, names)))
     what = "training (per hop)" if side == "hops" else side
     return (f"<b>mst {config.mst_key}</b> {what}<br>{words}<br>"
             f"iteration %{{x:.2f}}<br>{html.escape(measure)} %{{y:.4f}}<extra></extra>")
 
 
-def _best_annotation(best: Best | None, theme: Theme) -> list[dict]:
+def _best_annotation(best: Best | None, theme: Theme, text: str, right: float) -> list[dict]:
+    """The best point's label, on the side of the point with room (never cut at an edge)."""
     if best is None:
         return []
-    where = "" if best.side == "validation" else f" ({best.side})"
-    return [dict(x=best.iteration, y=best.value, xref="x", yref="y",
-                 text=f"best: mst {best.mst_key}{where} {best.value:.4g}",
-                 showarrow=True, arrowhead=2, ax=-40, ay=-40,
+    on_left = best.iteration > right / 2
+    return [dict(x=best.iteration, y=best.value, xref="x", yref="y", text=html.escape(text),
+                 showarrow=True, arrowhead=2, ax=-30 if on_left else 30, ay=-40,
+                 xanchor="right" if on_left else "left",
                  font=dict(size=theme.font_size, color=config_colour(best.mst_key)),
                  bgcolor="rgba(255,255,255,0.8)")]

@@ -103,7 +103,7 @@ class Theme:
             f"{selector} table.gpdl-table th, {selector} table.gpdl-table td "
             f"{{padding: 2px 10px; text-align: right; border-bottom: 1px solid #ddd; "
             f"white-space: nowrap;}} "
-            f"{selector} table.gpdl-table th {{background: #f4f4f4;}} "
+            f"{selector} table.gpdl-table th {{background: #f4f4f4; white-space: normal;}} "
             f"{selector} .gpdl-swatch {{display: inline-block; width: 0.8em; height: 0.8em; "
             f"border-radius: 50%; margin-right: 0.3em;}}</style>"
         )

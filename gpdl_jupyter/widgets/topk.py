@@ -24,13 +24,14 @@ from gpdl_backend.images.samples import list_images, read_image, to_png
 from gpdl_backend.mop.progress import best_mst_key, read_progress
 from gpdl_backend.predict import predict_image
 
-from ._support import error_output, guarded, style_tag
+from ._support import auto_width, error_output, guarded, style_tag, sync_figure
 from .theme import Theme, config_colour, get_theme
 
 __all__ = ["TopK"]
 
 DISPLAY_SIZE = 192
 """Small stored images are scaled up (nearest neighbour) to about this many pixels."""
+PLACEHOLDER = "(choose a stored image)"
 
 
 class TopK(widgets.VBox):
@@ -73,21 +74,28 @@ class TopK(widgets.VBox):
         self.header = widgets.HTML()
         refs = list_images(dsn, image_table, images_listed) if image_table else []
         self.image_dropdown = widgets.Dropdown(
-            description="Image", options=[("(choose a stored image)", None)] + [
+            description="Image", options=[(PLACEHOLDER, "")] + [
                 (f"{r.name} ({r.label})" if r.label else r.name, r.fullpath) for r in refs],
-            layout=widgets.Layout(display=None if image_table else "none"))
+            value="", layout=widgets.Layout(width="auto",
+                                           display=None if image_table else "none"))
         self.upload = widgets.FileUpload(accept="image/*", multiple=False,
-                                         description="Upload image")
+                                         description="Upload image", layout=auto_width())
+        # Hidden until there is an image: an empty Image shows a broken-image icon.
         self.image = widgets.Image(format="png", layout=widgets.Layout(
-            width=f"{DISPLAY_SIZE}px", min_width=f"{DISPLAY_SIZE}px", object_fit="contain"))
-        self.caption = widgets.HTML()
+            width=f"{DISPLAY_SIZE}px", min_width=f"{DISPLAY_SIZE}px", object_fit="contain",
+            display="none"))
+        how = "Choose a stored image or upload one" if image_table else "Upload an image"
+        self.caption = widgets.HTML(f"<i>{how}: its top {k} classes appear here.</i>",
+                                    layout=widgets.Layout(width=f"{DISPLAY_SIZE}px"))
         self.figure = go.FigureWidget(
             data=[go.Bar(x=[], y=[], orientation="h", texttemplate="%{x:.1%}",
                          textposition="auto", hovertemplate="%{y}: %{x:.2%}<extra></extra>")],
             layout=self.theme.layout(
                 height=max(240, int(self.theme.height * 0.7)),
-                xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
-                yaxis=dict(autorange="reversed"), margin=dict(l=140, r=20, t=60, b=50)))
+                xaxis=dict(range=[0, 1], tickformat=".0%", title="probability", visible=False),
+                yaxis=dict(autorange="reversed", visible=False),
+                margin=dict(l=140, r=20, t=60, b=50),
+                annotations=[_waiting_note(image_table is not None)]))
         self.errors = error_output()
         super().__init__(children=[
             style_tag(self.theme.css()), self.header,
@@ -125,7 +133,10 @@ class TopK(widgets.VBox):
             UsageError: a bad image, model or ``k``.
             ImageDecodeError: the bytes are not an image.
         """
-        return self._classify(bytes(image_bytes), name, bytes(image_bytes), html.escape(name))
+        rows = self._classify(bytes(image_bytes), name, bytes(image_bytes), html.escape(name))
+        if self.image_dropdown.value:  # it no longer names the image shown
+            self.image_dropdown.value = ""  # the placeholder ("", as None selects nothing)
+        return rows
 
     def choose(self, fullpath: str) -> list[dict]:
         """Classify a stored image of ``image_table`` (by its full path) and show it.
@@ -158,7 +169,7 @@ class TopK(widgets.VBox):
                     lambda: self._classify(self._image, *self._shown))()
 
     def _image_chosen(self, change: dict) -> None:
-        if change["new"] is not None and change["new"] != change["old"]:
+        if change["new"] and change["new"] != change["old"]:
             self.choose(change["new"])
 
     def _uploaded(self, change: dict) -> None:
@@ -193,11 +204,22 @@ class TopK(widgets.VBox):
             self.predictions = [dict(r) for r in rows]
             self.image.format = "jpeg" if shown[:3] == b"\xff\xd8\xff" else "png"
             self.image.value = shown
+            self.image.layout.display = None
             self.caption.value = caption
             with self.figure.batch_update():
+                self.figure.layout.annotations = []
+                self.figure.layout.xaxis.visible = self.figure.layout.yaxis.visible = True
                 bars = self.figure.data[0]
                 bars.y = [str(r["class_name"]) for r in rows]
                 bars.x = [float(r["prob"]) for r in rows]
                 bars.marker.color = config_colour(self.mst_key)
                 self.figure.layout.title.text = f"top {len(rows)}: {html.escape(name)}"
+            sync_figure(self.figure)
         return rows
+
+
+def _waiting_note(stored: bool) -> dict:
+    """The chart's text before the first image (instead of empty −1..4 axes)."""
+    how = "choose a stored image or upload one" if stored else "upload an image"
+    return dict(text=f"no image yet: {how}", x=0.5, y=0.5, xref="paper", yref="paper",
+                showarrow=False, font=dict(color="#7f7f7f"))

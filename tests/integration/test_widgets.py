@@ -70,8 +70,11 @@ def test_read_progress_of_a_finished_job(dsn: str, finished: TrainingJob) -> Non
 
 
 # --------------------------------------------------------------------- learning curves
-def test_learning_curves_reattach_to_a_finished_job(dsn: str, finished: TrainingJob) -> None:
+def test_learning_curves_reattach_to_a_finished_job(dsn: str, finished: TrainingJob,
+                                                    ids: dict[str, int]) -> None:
     widget = LearningCurves(dsn, JOB, live=False, metric="metric")  # by name: re-attached
+    assert widget.names[ids["good"]] == "good"  # the model's name, from the job's arch table
+    assert "good" in widget.table.value and "model " not in widget.table.value
     assert not widget.live and widget.status == tables.FINISHED
     assert widget.configs_count == 2
     for mst in (1, 2):
@@ -88,7 +91,8 @@ def test_learning_curves_reattach_to_a_finished_job(dsn: str, finished: Training
     assert widget.best_mst_key == best.mst_key
     assert widget.traces_for(best.mst_key)["validation"].line.width == \
         widget.theme.best_line_width
-    assert f"best: mst {best.mst_key}" in widget.figure.layout.annotations[0].text
+    best_text = widget.figure.layout.annotations[0].text
+    assert best_text.startswith("best validation accuracy") and f"mst {best.mst_key}" in best_text
     assert widget.table.value.count("<tr data-mst") == 2
     assert widget.stop_job_button.disabled  # nothing left to stop
     status = widget.wait()  # returns at once for a finished job
@@ -198,14 +202,14 @@ def test_editor_saves_and_adds_to_the_selection(dsn: str, ids: dict[str, int]) -
     assert editor.num_params != original
     editor.name_text.value = "good + dense"
     editor.save_button.click()
-    assert editor.error == "" and editor.model_id is not None
-    saved = read_keras_model(dsn, h.ARCH, editor.model_id)
+    assert editor.error == "" and editor.saved_model_id is not None
+    saved = read_keras_model(dsn, h.ARCH, editor.saved_model_id)
     assert saved["name"] == "good + dense"
     assert json.loads(saved["model_arch"])["class_name"] == "Sequential"
     editor.select_button.click()
     assert editor.error == ""
-    assert [(c.mst_key, c.model_id) for c in editor.added] == [(3, editor.model_id),
-                                                              (4, editor.model_id)]
+    assert [(c.mst_key, c.model_id) for c in editor.added] == [(3, editor.saved_model_id),
+                                                              (4, editor.saved_model_id)]
     assert retrained == [editor.added]
     assert editor.add_to_selection() == []  # already there: nothing added twice
     rows = h.fetch(dsn, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))

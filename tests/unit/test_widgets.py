@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from dataclasses import replace
 
+import ipywidgets
 import numpy as np
 import pytest
 from traitlets import TraitError
 
 from gpdl_backend.errors import UsageError
-from gpdl_backend.images.samples import to_png
+from gpdl_backend.images.samples import ImageRef, StoredImage, to_png
 from gpdl_backend.mop import progress as progress_module
 from gpdl_backend.mop.job import TrainingJob
 from gpdl_backend.mop.progress import ConfigProgress, JobProgress, Series, hyperparameters
+from gpdl_backend.selection import ModelConfig
+from gpdl_jupyter import widgets as gpdl_widgets
 from gpdl_jupyter.widgets import (
     NOTEBOOK,
     PRESENTATION,
     ArchitectureEditor,
     GpuMonitor,
     LearningCurves,
+    TopK,
     config_colour,
     get_theme,
 )
+from gpdl_jupyter.widgets import arch_editor as editor_module
 from gpdl_jupyter.widgets import learning_curves as curves_module
+from gpdl_jupyter.widgets import topk as topk_module
 from gpdl_jupyter.widgets._config_table import columns_of, config_rows, render_table, sort_rows
 from gpdl_jupyter.widgets._layers import (
     LayerSpec,
@@ -135,6 +143,7 @@ def fake_job(monkeypatch):
     state = {"progress": job_progress(config(1, [0.5, 0.9]), config(2, [0.6, 0.7])),
              "stops": []}
     monkeypatch.setattr(curves_module, "read_progress", lambda dsn, out: state["progress"])
+    monkeypatch.setattr(curves_module, "model_names", lambda dsn, out: {1: "cnn-8"})
     job = TrainingJob("dbname=none", "out")
     monkeypatch.setattr(job, "stop", lambda mst_key=None: state["stops"].append(mst_key))
     state["job"] = job
@@ -152,7 +161,7 @@ def test_learning_curves_draw_each_configuration(fake_job):
     assert widget.best_mst_key == 1
     assert traces["validation"].line.width == NOTEBOOK.best_line_width
     assert widget.traces_for(2)["validation"].line.width == NOTEBOOK.line_width
-    assert "best: mst 1" in widget.figure.layout.annotations[0].text
+    assert widget.figure.layout.annotations[0].text.startswith("lowest validation loss 0.15")
     assert "Adam lr=0.01" in traces["training"].hovertemplate
     assert "batch 16" in traces["training"].hovertemplate
     assert len(widget.snapshot().data) == widget.traces_count  # a static copy for exports
@@ -374,3 +383,174 @@ def test_progress_module_has_no_widget_imports():
     with open(progress_module.__file__) as file:
         source = file.read()
     assert "ipywidgets" not in source and "plotly" not in source
+
+
+# ------------------------------------------------------------------ every widget
+CPU_ROWS = [{"host": "h", "kind": "cpu", "device": "host", "utilization": 12.0,
+             "memory_used_mb": 1000.0, "memory_total_mb": 8000.0, "sessions": []}]
+PREDICTED = [{"class_name": name, "class_value": i, "prob": p, "rank": i + 1}
+             for i, (name, p) in enumerate((("shoe", 0.7), ("bag", 0.2), ("coat", 0.1)))]
+
+
+@pytest.fixture
+def fake_topk(monkeypatch):
+    """TopK's database calls answered without a database."""
+    def no_job(dsn, table):
+        raise UsageError(f"no training job {table}")
+
+    monkeypatch.setattr(topk_module, "read_progress", no_job)
+    monkeypatch.setattr(topk_module, "predict_image",
+                        lambda dsn, table, mst, image, k: PREDICTED[:k])
+    monkeypatch.setattr(topk_module, "list_images", lambda dsn, table, limit: [
+        ImageRef("t/shoe/1.png", "1.png", "shoe")])
+    monkeypatch.setattr(topk_module, "read_image", lambda dsn, table, path: StoredImage(
+        ImageRef(path, path.rsplit("/", 1)[-1], "shoe"), np.zeros((4, 4, 1), dtype=np.uint8)))
+
+
+@pytest.fixture
+def every_widget(fake_job, fake_topk) -> list[ipywidgets.Widget]:
+    """One of each public widget class, made without a database."""
+    made = [LearningCurves("dbname=none", fake_job["job"], live=False),
+            GpuMonitor("dbname=none", live=False, usage=lambda dsn: CPU_ROWS),
+            ArchitectureEditor("dbname=none", "arch", input_shape=(8, 8, 3), num_classes=4),
+            TopK("dbname=none", "out", mst_key=1, image_table="images")]
+    public = {getattr(gpdl_widgets, n) for n in gpdl_widgets.__all__
+              if isinstance(getattr(gpdl_widgets, n), type)
+              and issubclass(getattr(gpdl_widgets, n), ipywidgets.Widget)}
+    assert {type(w) for w in made} == public  # a new widget class must be added here
+    return made
+
+
+def _ipywidgets_names() -> set[str]:
+    """What Widget, DOMWidget and VBox define: methods, properties, traits."""
+    names: set[str] = set()
+    for base in (ipywidgets.Widget, ipywidgets.DOMWidget, ipywidgets.VBox):
+        names |= set(dir(base)) | set(base.class_trait_names())
+    return {n for n in names if not (n.startswith("__") and n.endswith("__"))}
+
+
+def test_no_widget_shadows_ipywidgets_names(every_widget):
+    """A trait or attribute named like ipywidgets' own (``model_id``, ``keys``, ``log``...)
+    breaks the widget: e.g. its display data then names no model."""
+    names = _ipywidgets_names()
+    by_traitlets = set(vars(type("Empty", (ipywidgets.VBox,), {})))  # made for every class
+    set_by_base = set(vars(ipywidgets.VBox()))
+    for widget in every_widget:
+        mro = type(widget).__mro__
+        ours = [vars(klass) for klass in mro[:mro.index(ipywidgets.VBox)]]
+        clashes = set()
+        for namespace in ours:
+            for name, value in namespace.items():
+                if name not in names or name in by_traitlets:
+                    continue
+                base = inspect.getattr_static(ipywidgets.VBox, name, None)
+                if not (inspect.isfunction(value) and inspect.isfunction(base)):
+                    clashes.add(name)  # overriding a method (close) is fine; the rest not
+        clashes |= {n for n in vars(widget) if n in names and n not in set_by_base}
+        assert not clashes, f"{type(widget).__name__} shadows ipywidgets' {sorted(clashes)}"
+        view = widget._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]
+        assert view["model_id"] == widget.comm.comm_id
+
+
+def _tree(widget: ipywidgets.Widget) -> list[ipywidgets.Widget]:
+    found = [widget]
+    for child in getattr(widget, "children", ()):
+        found += _tree(child)
+    return found
+
+
+def test_no_two_controls_share_a_layout(every_widget):
+    """Changing one control's Layout (hiding a field) must not change another's."""
+    for widget in every_widget:
+        layouts = [w.layout for w in _tree(widget) if hasattr(w, "layout")]
+        assert len({id(layout) for layout in layouts}) == len(layouts), type(widget).__name__
+
+
+def test_editor_shows_each_rows_own_fields():
+    editor = ArchitectureEditor("dbname=none", "arch", input_shape=(8, 8, 3), num_classes=4)
+    editor.add_layer("Dropout")
+    for row, spec in zip(editor._rows, editor.layers, strict=True):
+        for name in ("units", "kernel", "activation", "rate"):
+            expected = "visible" if name in spec.fields else "hidden"
+            assert getattr(row, name).layout.visibility == expected, (spec.kind, name)
+
+
+def test_editor_says_it_saved_and_added(monkeypatch):
+    saved = []
+    monkeypatch.setattr(editor_module, "load_keras_model",
+                        lambda dsn, table, text, name, description: saved.append(name) or 7)
+    monkeypatch.setattr(editor_module, "add_model_to_selection", lambda dsn, table, model_id: [
+        ModelConfig(5, model_id, "loss='mse'", "epochs=1")])
+    editor = ArchitectureEditor("dbname=none", "arch", input_shape=(8, 8, 3), num_classes=4,
+                                model_selection_table="mst")
+    editor.name_text.value = "wider"
+    editor.save_button.click()
+    assert editor.error == "" and saved == ["wider"] and editor.saved_model_id == 7
+    assert "saved as model_id <b>7</b>" in editor.status.value
+    editor.select_button.click()
+    assert editor.error == "" and "mst_key 5" in editor.status.value
+
+
+def test_figures_keep_their_state_for_views_made_later(every_widget, fake_job):
+    """A view made after the edits (page reload, slow start) draws the synced state."""
+    curves, monitor, _, topk = every_widget
+    topk.image_dropdown.index = 1
+    for widget in (curves, monitor, topk):
+        assert widget.figure._widget_data == [t.to_plotly_json() for t in widget.figure.data]
+        assert widget.figure._widget_layout == widget.figure.layout.to_plotly_json()
+    assert curves.figure._widget_data[0]["y"] == pytest.approx([0.55, 0.15])
+
+
+def test_topk_first_state_and_upload(every_widget):
+    topk = every_widget[3]
+    assert topk.image_dropdown.label == topk_module.PLACEHOLDER  # not a blank dropdown
+    assert topk.image.layout.display == "none"  # no broken-image icon
+    assert "upload" in topk.caption.value.lower()
+    assert not topk.figure.layout.xaxis.visible and not topk.figure.layout.yaxis.visible
+    assert "no image yet" in topk.figure.layout.annotations[0].text
+    topk.image_dropdown.index = 1  # a stored image, as a user picks it
+    assert topk.bars_count == 3 and topk.image.layout.display is None
+    assert topk.figure.layout.xaxis.visible and not topk.figure.layout.annotations
+    topk.predict(to_png(np.zeros((4, 4, 1), dtype=np.uint8)), "mine.png")
+    assert topk.image_dropdown.label == topk_module.PLACEHOLDER  # names no stored image
+    assert topk.image_name == "mine.png" and "mine.png" in topk.figure.layout.title.text
+
+
+def test_learning_curves_say_model_names_and_what_is_best(fake_job):
+    fake_job["progress"] = job_progress(config(1, [0.5, 0.9], lr=0.1),
+                                        config(2, [0.6, 0.7], lr=0.001))
+    widget = LearningCurves("dbname=none", fake_job["job"], live=False, metric="metric")
+    names = [t.name for t in widget.figure.data if t.showlegend]
+    assert names == ["Adam lr=0.1 · mst 1", "Adam lr=0.001 · mst 2"]  # cnn-8 is shared
+    assert "cnn-8" in widget.traces_for(1)["training"].hovertemplate
+    assert "model 1" not in widget.table.value and "cnn-8" in widget.table.value
+    assert widget.config_dropdown.options[0][0] == \
+        "mst 1 · cnn-8 · Adam lr=0.1 · batch 16 · epochs 1"
+    best = widget.figure.layout.annotations[0]
+    assert best.text.startswith("best validation accuracy 0.9")
+    assert best.xanchor == "right"  # at the last iteration: the text sits left of the point
+    widget.metric = "loss"
+    assert widget.figure.layout.annotations[0].text.startswith("lowest validation loss")
+
+
+def test_learning_curves_scale_to_the_evaluated_values(fake_job):
+    widget = LearningCurves("dbname=none", fake_job["job"], live=False)
+    low, high = widget.figure.layout.yaxis.range
+    evaluated = [y for c in fake_job["progress"].configs for side in ("training", "validation")
+                 for y in c.series(side, "loss").y]
+    assert low <= min(evaluated) and max(evaluated) <= high < 1.1  # the hops reach 1.2
+
+
+def test_learning_curves_table_is_narrow_and_agrees_with_the_header(fake_job):
+    first = config(1, [0.5], lr=0.1, status="training")
+    fake_job["progress"] = replace(job_progress(
+        replace(first, iteration=1.5), config(2, [0.6], lr=0.001, status="training"),
+        status="running"), iterations_done=1)
+    widget = LearningCurves("dbname=none", fake_job["job"], live=False)
+    keys = [key for key, _ in columns_of(widget.progress)]
+    assert "batch_size" not in keys and "learning_rate" in keys  # one value: no column
+    assert "every configuration: Adam · batch 16 · epochs 1" in widget.table.value
+    assert "iteration 1.5 of 2" in widget.header.value
+    assert "<td>1.5</td>" in widget.table.value
+    for button in (widget.order_button, widget.stop_config_button, widget.stop_job_button):
+        assert button.layout.width == "auto"  # labels are not cut
