@@ -177,6 +177,38 @@ class Engine:
         return sql.SQL("SELECT pid, application_name FROM pg_stat_activity "
                        "WHERE application_name LIKE {} ORDER BY 2, 1").format(pattern)
 
+    def segment_count(self, virtual: int) -> int:
+        """How many segments this server has: Greenplum's primaries, else ``virtual``.
+
+        Args:
+            virtual: PostgreSQL's virtual segment count (the one installed or
+                asked for); Greenplum ignores it.
+        """
+        return self.num_segments if self.is_greenplum else virtual
+
+    def python_checks(self, call: sql.Composable) -> list[sql.Composable]:
+        """Statements that run ``call`` in every kind of process running gpdl's Python.
+
+        Each returns ``(segment, value)`` rows, segment -1 for the coordinator
+        (PostgreSQL's one server, whose backends are its virtual segments).
+        Greenplum's primary segments get a statement of their own (their
+        Python may differ: other hosts, another user), so that a failing
+        segment does not hide the coordinator's answer.
+        """
+        coordinator = sql.SQL("SELECT -1 AS segment, {} AS value").format(call)
+        if self.is_greenplum:
+            return [coordinator, self.on_every_segment(call)]
+        return [coordinator]
+
+    def plpython3u_fix(self) -> str:
+        """How to get plpython3u where the server lacks it."""
+        if self.is_greenplum:
+            return ("build Greenplum with --with-python (PYTHON=python3.11) on every host, "
+                    "then `CREATE EXTENSION plpython3u` (gpdl install does)")
+        major = self.version.split()[1].split(".")[0] if " " in self.version else "<major>"
+        return (f"apt-get install postgresql-plpython3-{major} (the server's major version), "
+                "then gpdl install")
+
 
 READ_IMAGES_COLUMNS = ("fullpaths", "names", "y", "dims", "x", "pixels", "error_paths",
                        "error_reasons")

@@ -90,15 +90,13 @@ def install(
     servers = servers_dir or os.environ.get("GPDL_SERVERS_DIR") or "/etc/gpdl/servers"
     settings = {"servers_dir": servers, "version": gpdl_backend.__version__}
     with session(dsn) as conn:
+        engine = engines.probe(conn, num_segments=1)
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'plpython3u'")
             if cur.fetchone() is None:
                 raise FatalError(
-                    "plpython3u is not available on the server; on Debian: "
-                    "apt-get install postgresql-plpython3-15 (match the server version)"
-                )
+                    f"plpython3u is not available on the server: {engine.plpython3u_fix()}")
         conn.commit()
-        engine = engines.probe(conn, num_segments=1)
         with conn.cursor() as cur:
             cur.execute("CREATE EXTENSION IF NOT EXISTS plpython3u")
             cur.execute("CREATE SCHEMA IF NOT EXISTS gpdl")
@@ -113,9 +111,8 @@ def install(
             previous = row[0] if row else None
             _drop_functions(cur)
             cur.execute(function_sql(paths, settings))
-            segments = num_segments or _current_segments(cur) or _server_cpu_count(cur)
-            if engine.is_greenplum:
-                segments = engines.probe(conn).num_segments
+            segments = engine.segment_count(
+                num_segments or _current_segments(cur) or _server_cpu_count(cur))
             _set_config(cur, "version", gpdl_backend.__version__)
             _set_config(cur, "num_segments", str(segments))
             _set_config(cur, "site_paths", os.pathsep.join(paths))

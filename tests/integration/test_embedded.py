@@ -18,6 +18,7 @@ import pytest
 from psycopg2.extensions import make_dsn, parse_dsn
 
 import gpdl_backend
+from gpdl_backend import engine as engines
 from gpdl_backend.embedded import SERVER_USER, EmbeddedServer, free_port
 from gpdl_backend.errors import UsageError
 from gpdl_jupyter.cli import main
@@ -199,4 +200,11 @@ def test_doctor_on_an_installed_database(dsn: str, capsys) -> None:
     for package in ("gpdl_backend", "tensorflow", "keras", "numpy", "pillow"):
         assert re.search(rf"^ok\s+{package} \(coordinator\)\s+\d+\.\d+", out, re.M), package
     assert re.search(r"^ok\s+GPUs \(coordinator\)\s+\d+", out, re.M)
+    with contextlib.closing(psycopg2.connect(dsn)) as conn:
+        engine = engines.probe(conn, num_segments=1)
+    segments = engine.num_segments if engine.is_greenplum else 0  # separate processes
+    assert re.findall(r"^ok\s+python \(segment (\d+)\)\s+3\.11", out, re.M) == [
+        str(k) for k in range(segments)]
+    for package in ("gpdl_backend", "tensorflow", "keras", "numpy", "pillow"):
+        assert len(re.findall(rf"^ok\s+{package} \(segment \d+\)", out, re.M)) == segments
     assert "FAIL" not in out

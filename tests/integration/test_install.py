@@ -12,6 +12,7 @@ from psycopg2.extensions import make_dsn, parse_dsn
 
 import gpdl_backend
 from gpdl_backend import engine as engines
+from gpdl_backend.doctor import diagnose, format_table
 from gpdl_backend.errors import FatalError
 from gpdl_backend.install import default_site_paths, install
 
@@ -58,11 +59,20 @@ def functions(dsn: str) -> set[str]:
              "ON n.oid = p.pronamespace WHERE n.nspname = 'gpdl'")}
 
 
+def _engine(dsn: str) -> engines.Engine:
+    conn = psycopg2.connect(dsn)
+    try:
+        return engines.probe(conn, num_segments=1)
+    finally:
+        conn.close()
+
+
 def test_install_twice_is_idempotent(fresh_db: str) -> None:
     first = install(fresh_db, servers_dir="/srv/gpdl-servers", num_segments=2)
+    engine = _engine(fresh_db)
     assert first.previous_version is None
     assert first.version == gpdl_backend.__version__
-    assert first.engine == "postgresql" and first.num_segments == 2
+    assert first.engine == engine.kind and first.num_segments == engine.segment_count(2)
     assert list(first.site_paths) == default_site_paths()
     installed = functions(fresh_db)
     assert {"version()", "read_images(text, integer, text, integer[], text, boolean, "
@@ -71,12 +81,12 @@ def test_install_twice_is_idempotent(fresh_db: str) -> None:
     second = install(fresh_db, servers_dir="/srv/gpdl-servers")
     assert second.previous_version == first.version
     assert second.version == first.version
-    assert second.num_segments == 2  # kept from the first install
+    assert second.num_segments == first.num_segments  # kept from the first install
     assert functions(fresh_db) == installed
     recorded = config(fresh_db)
     server_user = query(fresh_db, "SELECT gpdl.server_info(false)::json ->> 'os_user'")[0][0]
     assert recorded == {
-        "version": gpdl_backend.__version__, "num_segments": "2",
+        "version": gpdl_backend.__version__, "num_segments": str(first.num_segments),
         "site_paths": ":".join(default_site_paths()), "servers_dir": "/srv/gpdl-servers",
         "server_user": server_user}
 
@@ -125,6 +135,8 @@ def test_an_old_signature_is_replaced(fresh_db: str) -> None:
 
 
 def test_num_segments_config(fresh_db: str) -> None:
+    if _engine(fresh_db).is_greenplum:
+        pytest.skip("virtual segments are PostgreSQL's; Greenplum's are its primaries")
     result = install(fresh_db, num_segments=3)
     assert result.num_segments == 3 and config(fresh_db)["num_segments"] == "3"
     conn = psycopg2.connect(fresh_db)
@@ -140,7 +152,7 @@ def test_num_segments_config(fresh_db: str) -> None:
 def test_default_segments_are_the_server_cpus(fresh_db: str) -> None:
     result = install(fresh_db)
     info = query(fresh_db, "SELECT gpdl.server_info(false)::json ->> 'cpu_count'")[0][0]
-    assert result.num_segments == int(info)
+    assert result.num_segments == _engine(fresh_db).segment_count(int(info))
 
 
 def test_a_failed_install_keeps_the_previous_one(fresh_db: str) -> None:
@@ -155,6 +167,28 @@ def test_a_failed_install_keeps_the_previous_one(fresh_db: str) -> None:
 
 def test_bad_dsn_is_a_clear_error(dsn: str) -> None:
     params = parse_dsn(dsn)
-    params["password"] = "wrong"
+    # A wrong user too: the Greenplum test cluster trusts gpadmin from 127.0.0.1.
+    params.update(user="gpdl_nobody", password="wrong")
     with pytest.raises(FatalError, match="cannot connect"):
         install(make_dsn(**params))
+
+
+def test_doctor_says_how_to_fix_a_server_python_without_gpdl(fresh_db: str) -> None:
+    install(fresh_db, num_segments=1)
+    conn = psycopg2.connect(fresh_db)
+    with conn.cursor() as cur:  # what a venv the server's user cannot read looks like
+        cur.execute("CREATE OR REPLACE FUNCTION gpdl.server_info(with_tensorflow boolean "
+                    "DEFAULT true) RETURNS json AS $$\n"
+                    "raise ModuleNotFoundError(\"No module named 'gpdl_backend'\")\n"
+                    "$$ LANGUAGE plpython3u")
+    conn.commit()
+    engine = engines.probe(conn, num_segments=1)
+    conn.close()
+    checks = diagnose(fresh_db)
+    failed = [c for c in checks if not c.ok]
+    places = ["coordinator", "segments"] if engine.is_greenplum else ["coordinator"]
+    assert [c.name for c in failed] == [f"python ({p})" for p in places], format_table(checks)
+    for check in failed:
+        assert "No module named 'gpdl_backend'" in check.detail
+        assert "chmod -R o+rX " + " ".join(default_site_paths()) in check.fix
+        assert "o+x on each parent dir" in check.fix

@@ -140,6 +140,17 @@ def test_session_backends_include_greenplum_segment_processes() -> None:
         "WHERE s.application_name LIKE 'gpdl\\_x:%' ORDER BY 2, 1")
 
 
+def test_segment_counts_python_checks_and_plpython_fixes() -> None:
+    assert POSTGRES.segment_count(4) == 4 and GREENPLUM_3.segment_count(4) == 3
+    assert [render(s) for s in POSTGRES.python_checks(sql.SQL("f()"))] == [
+        "SELECT -1 AS segment, f() AS value"]
+    assert [render(s) for s in GREENPLUM_3.python_checks(sql.SQL("f()"))] == [
+        "SELECT -1 AS segment, f() AS value",
+        "SELECT gp_segment_id AS segment, f() AS value FROM gp_dist_random('gp_id') ORDER BY 1"]
+    assert "postgresql-plpython3-15 " in POSTGRES.plpython3u_fix()
+    assert "--with-python" in GREENPLUM_3.plpython3u_fix()
+
+
 def test_greenplum_loads_with_one_statement_on_every_segment() -> None:
     statements = [render(s) for s in GREENPLUM_3.read_images_statements(STAGING, ARGS)]
     assert statements == [
