@@ -17,6 +17,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run database tests against this server instead of an embedded one")
     parser.addoption("--segments", type=int, default=2,
                      help="virtual segments of the embedded test server")
+    parser.addoption("--restart-command", default=os.environ.get("GPDL_TEST_RESTART"),
+                     help="shell command that restarts the --dsn server (fault tests), "
+                          "e.g. 'scripts/greenplum restart'")
 
 
 def readable_dir(prefix: str) -> Path:
@@ -85,3 +88,47 @@ def conn(dsn: str):
     connection = psycopg2.connect(dsn)
     yield connection
     connection.close()
+
+
+# --- engines -------------------------------------------------------------------------
+ENGINE_MARKERS = {"postgres_only": "postgresql", "greenplum_only": "greenplum"}
+"""Markers for tests that cannot apply to the other engine; each use gives its reason."""
+
+
+@pytest.fixture(scope="session")
+def engine_kind(dsn: str) -> str:
+    """``"postgresql"`` or ``"greenplum"``: the engine behind the test DSN."""
+    import psycopg2
+
+    from gpdl_backend.engine import kind_of
+
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cur:
+        cur.execute("SELECT version()")
+        return kind_of(cur.fetchone()[0])
+
+
+@pytest.fixture(autouse=True)
+def _engine_only(request: pytest.FixtureRequest) -> None:
+    """Skip a test marked for the other engine, saying why (the marker's reason)."""
+    for marker, kind in ENGINE_MARKERS.items():
+        mark = request.node.get_closest_marker(marker)
+        if mark is not None and request.getfixturevalue("engine_kind") != kind:
+            reason = mark.kwargs.get("reason") or (mark.args[0] if mark.args else "")
+            pytest.skip(f"{kind} only: {reason}")
+
+
+@pytest.fixture(scope="session")
+def restart_server(request: pytest.FixtureRequest, embedded_server) -> Callable[[], None]:
+    """Restarts the test server: the embedded one, or --restart-command for --dsn."""
+    if embedded_server is not None:
+        return embedded_server.restart
+    command = request.config.getoption("--restart-command")
+    if not command:
+        pytest.skip("--dsn given without --restart-command: cannot restart that server")
+
+    def restart() -> None:
+        import subprocess
+
+        subprocess.run(command, shell=True, check=True, stdout=subprocess.DEVNULL)
+
+    return restart

@@ -275,18 +275,23 @@ def _create_staging(conn, engine: engines.Engine, staging: TableName, target: Ta
 def _predict_statement(staging: TableName, model: TableName, test: TableName, id_col: str,
                        key: int | None, kind: str, k: int | None, threshold: float | None,
                        share: sql.Composable) -> sql.Composable:
-    """One INSERT predicting the test rows of one share."""
+    """One INSERT predicting the test rows of one share.
+
+    ``gpdl.predict_rows`` stands in the select list over the test rows, so
+    Greenplum runs it on the segments holding them (in FROM it would run on
+    the coordinator, above the Gather Motion); only the model row travels.
+    """
     where_key = (sql.SQL(" WHERE mst_key = {}").format(sql.Literal(key)) if key is not None
                  else sql.SQL(""))
     return sql.SQL(
         "INSERT INTO {staging} (id, class_name, class_value, prob, rank) "
-        "SELECT p.id, p.class_name, p.class_value, p.prob, p.rank FROM {test} t, "
-        "(SELECT model_arch, model_weights FROM {model}{where_key}) m, "
-        "(SELECT class_values, normalizing_const FROM {summary} LIMIT 1) s, "
-        "LATERAL gpdl.predict_rows(t.{id}::text[], t.x, t.dims, m.model_arch, "
+        "SELECT (p).id, (p).class_name, (p).class_value, (p).prob, (p).rank FROM ("
+        "SELECT gpdl.predict_rows(t.{id}::text[], t.x, t.dims, m.model_arch, "
         "m.model_weights, NULL, s.normalizing_const::real, s.class_values::text[], "
-        "{kind}, {k}::integer, {threshold}::double precision) p "
-        "WHERE {share}"
+        "{kind}, {k}::integer, {threshold}::double precision) AS p FROM {test} t, "
+        "(SELECT model_arch, model_weights FROM {model}{where_key}) m, "
+        "(SELECT class_values, normalizing_const FROM {summary} LIMIT 1) s "
+        "WHERE {share}) q"
     ).format(staging=staging.identifier, test=test.identifier, model=model.identifier,
              where_key=where_key, summary=model.with_suffix("_summary").identifier,
              id=sql.Identifier(id_col), kind=sql.Literal(kind), k=sql.Literal(k),

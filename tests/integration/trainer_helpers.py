@@ -189,3 +189,19 @@ def segment_pids(dsn: str, output: str) -> list[int]:
     return [r[0] for r in fetch(
         dsn, "SELECT pid FROM pg_stat_activity WHERE application_name LIKE %s "
         "AND state = 'active'", (f"gpdl:{output}:seg%",))]
+
+
+def unit_processes(dsn: str, output: str) -> list[int]:
+    """Server processes running the job's units now, busiest segment first.
+
+    Greenplum: the segment processes of the job's segment sessions (where the
+    training runs); PostgreSQL: their backends.
+    """
+    if fetch(dsn, "SELECT to_regclass('pg_catalog.gp_stat_activity') IS NULL")[0][0]:
+        return segment_pids(dsn, output)
+    # segment processes carry no application_name: find them by their session
+    return [r[0] for r in fetch(
+        dsn, "SELECT s.pid FROM gp_stat_activity s JOIN pg_stat_activity c "
+        "ON c.sess_id = s.sess_id WHERE s.gp_segment_id >= 0 AND c.application_name LIKE %s "
+        "AND c.state = 'active' AND s.state = 'active' ORDER BY s.wait_event IS NOT NULL",
+        (f"gpdl:{output}:seg%",))]

@@ -221,7 +221,8 @@ def test_fit_and_stop_show_sql(shell: RaisingShell) -> None:
     fit = shell.gpdl("fit packed models mst --iterations 3 --validation valid --show-sql")
     assert "fit_multiple_model(" in fit and "background=True" in fit
     assert 'CREATE TABLE "models_progress"' in fit
-    assert "LATERAL gpdl.train_unit(" in fit and "on packed and valid" in fit
+    assert "INSERT INTO \"models_progress\"" in fit and "gpdl.train_unit(" in fit
+    assert "on packed and valid" in fit
     stop = shell.gpdl("stop models --mst-key 2 --show-sql")
     assert 'UPDATE "models_info" SET stop_requested = true WHERE mst_key = 2;' in stop
 

@@ -469,10 +469,25 @@ class Driver:
 
     def _train(self, session: _Session, unit: Unit) -> None:
         plan = self.plan
+        cache_key = f"{plan.source_oid}:{plan.segments[unit.segment].dist_key}"
+        statement, params = self.train_statement(
+            unit, cached=plan.use_caching and cache_key in session.warm)
+        with session.connection().cursor() as cur:
+            try:
+                cur.execute(statement, params)
+            except psycopg2.errors.UniqueViolation:
+                return  # an earlier driver's orphan committed this very unit
+            if cur.rowcount != 1:
+                raise UnitFailedError(f"unit returned {cur.rowcount} rows")
+        if plan.use_caching:
+            session.warm.add(cache_key)
+
+    def train_statement(self, unit: Unit, cached: bool) -> tuple[sql.Composable, dict]:
+        """The statement and parameters of one unit (``cached``: send no pixels)."""
+        plan = self.plan
         segment = plan.segments[unit.segment]
         config = next(c for c in plan.configs if c.mst_key == unit.config)
         cache_key = f"{plan.source_oid}:{segment.dist_key}"
-        cached = plan.use_caching and cache_key in session.warm
         visited = self.visits.get(unit.config, [])
         statement = _TRAIN_SQL.format(
             packed=plan.source.identifier, progress=plan.output.progress.identifier,
@@ -489,15 +504,7 @@ class Driver:
             seed=plan.seed * 1_000_003 + unit.iteration * 10_007 + unit.config * 101
             + unit.segment, threads=plan.threads, use_gpus=plan.use_gpus,
             segment=unit.segment, use_caching=plan.use_caching, iteration=unit.iteration)
-        with session.connection().cursor() as cur:
-            try:
-                cur.execute(statement, params)
-            except psycopg2.errors.UniqueViolation:
-                return  # an earlier driver's orphan committed this very unit
-            if cur.rowcount != 1:
-                raise UnitFailedError(f"unit returned {cur.rowcount} rows")
-        if plan.use_caching:
-            session.warm.add(cache_key)
+        return statement, params
 
     def _evaluate_one(self, session: _Session, mst: int, index: int,
                       target: str) -> tuple[float, float | None, int]:
