@@ -68,16 +68,50 @@ def embedded_server(request: pytest.FixtureRequest):
 
 
 @pytest.fixture(scope="session")
-def dsn(request: pytest.FixtureRequest, embedded_server) -> str:
+def servers_dir(embedded_server) -> Iterator[Path]:
+    """Where the test database reads object-store configs (recorded by the install)."""
+    if embedded_server is not None:
+        yield embedded_server.servers_dir
+        return
+    path = readable_dir("gpdl-servers-")  # --dsn: the tests' configs stay out of /etc
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dsn(request: pytest.FixtureRequest, embedded_server, servers_dir: Path) -> str:
     """A database with gpdl installed: the embedded test server or --dsn."""
     from gpdl_backend.install import install
 
     given = request.config.getoption("--dsn")
     target = given or embedded_server.dsn()
-    servers_dir = str(embedded_server.servers_dir) if embedded_server else None
-    install(target, servers_dir=servers_dir,
+    install(target, servers_dir=str(servers_dir),
             num_segments=request.config.getoption("--segments"))
     return target
+
+
+@pytest.fixture(scope="session")
+def server_logs(dsn: str, embedded_server) -> Callable[[], str]:
+    """Reads everything the test server has logged so far (every segment's logs too)."""
+    if embedded_server is not None:
+        return embedded_server.log_file.read_text
+    import psycopg2
+
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cur:
+        cur.execute("SELECT current_setting('log_directory')")
+        log_directory = cur.fetchone()[0]
+        cur.execute("SELECT to_regclass('pg_catalog.gp_segment_configuration') IS NOT NULL")
+        if cur.fetchone()[0]:
+            cur.execute("SELECT datadir FROM gp_segment_configuration")
+        else:
+            cur.execute("SELECT current_setting('data_directory')")
+        directories = [Path(row[0]) / log_directory for row in cur.fetchall()]
+
+    def read() -> str:
+        return "".join(path.read_text(errors="replace")
+                       for directory in directories for path in sorted(directory.glob("*")))
+
+    return read
 
 
 @pytest.fixture

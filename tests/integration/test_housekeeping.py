@@ -75,13 +75,11 @@ def test_drop_magic(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
         connection.CURRENT.reset()
 
 
-def test_add_server_writes_where_the_database_reads(dsn: str, embedded_server) -> None:
-    if embedded_server is None:
-        pytest.skip("writes a server config next to the embedded server")
-    assert api.servers_dir(dsn=dsn) == embedded_server.servers_dir
+def test_add_server_writes_where_the_database_reads(dsn: str, servers_dir: Path) -> None:
+    assert api.servers_dir(dsn=dsn) == servers_dir
     path = api.add_server("hk_s3", endpoint_url="http://127.0.0.1:9", key="K", secret="S",
                           region="us-east-1", dsn=dsn)
-    assert path == embedded_server.servers_dir / "hk_s3.json"
+    assert path == servers_dir / "hk_s3.json"
     assert json.loads(path.read_text()) == {
         "key": "K", "secret": "S",
         "client_kwargs": {"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"}}
