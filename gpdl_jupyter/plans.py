@@ -20,6 +20,7 @@ from typing import Any
 
 from psycopg2 import sql
 
+from gpdl_backend import engine as engines
 from gpdl_backend import predict, selection
 from gpdl_backend.client import TableName, table_name
 from gpdl_backend.images import loader
@@ -72,8 +73,7 @@ def load_images_plan(dsn: str, location: str, table: str, *, batch_size: int, se
         batch_size=batch_size, server=server, resize=list(resize) if resize else None,
         color_mode=color_mode, int_pixels=int_pixels, threads=threads))
     reads = engine.read_images_statements(staging.identifier, read_args)
-    sessions = "one statement runs on every segment" if engine.is_greenplum else \
-        f"{len(reads)} sessions at once, one per virtual segment"
+    sessions = engine.sessions_note(len(reads), "one per virtual segment")
     publish = (f"INSERT INTO {target} ... SELECT ... FROM the staging tables"
                if if_exists == "append" else
                f"DROP TABLE IF EXISTS {target}, {target}_errors; rename the staging "
@@ -214,10 +214,10 @@ def _unit_sql(output: tables.OutputTables, packed: TableName, statement: sql.SQL
 
 
 def _training_lines(output: tables.OutputTables, source: TableName,
-                    validation: TableName | None, segments: int, is_greenplum: bool,
+                    validation: TableName | None, engine: engines.Engine,
                     frequency: str) -> list[str | sql.Composable]:
-    sessions = f"{segments} sessions, one per segment" if not is_greenplum else \
-        f"{segments} sessions, one per Greenplum segment (WHERE __dist_key__ = k runs there)"
+    sessions = (f"{engine.num_segments} sessions, one per {engine.title} segment "
+                "(WHERE __dist_key__ = k runs there)")
     evaluated = f"{source}" + (f" and {validation}" if validation else "")
     return [
         f"-- model hopper parallelism: {sessions}; in every iteration each configuration "
@@ -270,7 +270,7 @@ def fit_plan(dsn: str, source_table: str, model_output_table: str,
         f"-- one row per configuration in {output.model} (weights from gpdl.init_weights("
         f"arch, compile_params, {seed} * 7919 + mst_key) unless given) and {output.info}, "
         f"one in {output.summary}; committed before training",
-        *_training_lines(output, source, validation, engine.num_segments, engine.is_greenplum,
+        *_training_lines(output, source, validation, engine,
                          frequency),
     ])
 
@@ -335,8 +335,7 @@ def predict_plan(dsn: str, model_table: str, test_table: str, output_table: str,
                                    threshold, share)
         for share in engine.row_shares(sql.SQL("t.{}[1]::text").format(sql.Identifier(id_col)))
     ]
-    sessions = "one statement runs on every segment" if engine.is_greenplum else \
-        f"{len(statements)} sessions at once, each a hash share of the rows"
+    sessions = engine.sessions_note(len(statements), "each a hash share of the rows")
     publish = "fails if it exists" if if_exists == "fail" else "replaced if it exists"
     return shown([
         call_text("gpdl_backend.predict.predict", dsn, model_table, test_table, output_table,

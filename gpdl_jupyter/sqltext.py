@@ -122,5 +122,4 @@ def engine_for(dsn: str, num_segments: int | None = None) -> tuple[engines.Engin
         raise GpdlError(f"cannot probe the server: {str(error).strip()}") from error
     finally:
         conn.close()
-    kind = "Greenplum" if engine.is_greenplum else "PostgreSQL"
-    return engine, f"-- on {kind} with {engine.num_segments} segment(s)"
+    return engine, f"-- on {engine.title} with {engine.num_segments} segment(s)"

@@ -46,6 +46,17 @@ class Engine:
     def num_segments(self) -> int:
         return len(self.dist_keys)
 
+    @property
+    def title(self) -> str:
+        """The engine's name as people write it (``"Greenplum"``, ``"PostgreSQL"``)."""
+        return "Greenplum" if self.is_greenplum else "PostgreSQL"
+
+    def sessions_note(self, sessions: int, each: str) -> str:
+        """How work spread by ``row_shares`` / ``read_images_statements`` runs, in words."""
+        if self.is_greenplum:
+            return "one statement runs on every segment"
+        return f"{sessions} sessions at once, {each}"
+
     # --- DDL -------------------------------------------------------------
     def distributed_by_key(self) -> sql.Composable:
         """The clause that spreads a table by ``__dist_key__`` (empty on PostgreSQL)."""

@@ -289,3 +289,13 @@ def test_probe_greenplum_widens_candidates_until_every_segment_has_a_key() -> No
     assert engine.dist_keys == (0, 70, 1)  # in segment order
     creates = [t for t in conn.executed if t.startswith("CREATE TEMP TABLE")]
     assert len(creates) == 2 and "generate_series(0, 255)" in creates[1]
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("gpdl-progress 3 0  (seg0 slice1 127.0.0.1:7002 pid=336)", "gpdl-progress 3 0"),
+    ("gpdl-progress 3 0  (seg1 127.0.0.1:7003 pid=11400)", "gpdl-progress 3 0"),
+    (" gpdl-progress 3 0\n", "gpdl-progress 3 0"),
+    ("a (note) in the text", "a (note) in the text"),
+])
+def test_segment_suffix_is_stripped_from_messages(message: str, expected: str) -> None:
+    assert engines.strip_segment_suffix(message) == expected

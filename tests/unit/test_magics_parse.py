@@ -244,7 +244,7 @@ def test_arch_predict_gpu_connect_show_sql(shell: RaisingShell) -> None:
     assert "'tiny'" in arch
     predict = shell.gpdl("predict models --table test_images --output preds --pred-type 3 "
                          "--show-sql")
-    assert predict.count("LATERAL gpdl.predict_rows(") == 2
+    assert predict.count("SELECT gpdl.predict_rows(") == 2  # in the select list
     assert "'top_k', 3::integer" in predict
     image = shell.gpdl("predict models --mst-key 2 --show-sql")
     assert "gpdl.predict_image('models', 2, :image, 3)" in image
