@@ -499,103 +499,244 @@ ARCHITECTURE_EDITOR = [
 # --- 04 greenplum ----------------------------------------------------------------------------
 GREENPLUM = [
     md("""
-        # Connecting to a Greenplum / Apache Cloudberry cluster
+        # gpdl on a Greenplum / Apache Cloudberry cluster
 
         The same commands as on the embedded PostgreSQL: only the connection changes.
-        A *segment* is then a primary segment of the cluster; tables are
+        A *segment* is now a primary segment of the cluster; the packed tables are
         `DISTRIBUTED BY (__dist_key__)` and each segment trains on the rows it holds.
 
-        *This notebook needs a cluster: it is not executed in CI, but every cell is checked
-        to be valid.*
+        CI runs this notebook against a Greenplum 7 cluster of 2 primary segments
+        (`$DATABASE_URL`), on a small slice of Fashion-MNIST: a minute or two.
         """),
+    code("""
+        import os
+        import sys
+        from pathlib import Path
+
+        from gpdl_backend.embedded import default_home
+
+        DEMO_LIMIT = int(os.environ.get("GPDL_DEMO_LIMIT", 1000))  # training images, stratified
+        ITERATIONS = 2                                               # passes over the data
+        DATA = Path(os.environ.get("GPDL_DEMO_DATA")
+                    or default_home() / "datasets" / f"fashion-mnist-{DEMO_LIMIT}")
+        # `!gpdl` below is the gpdl command of this kernel's virtual environment
+        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        """, slide="skip"),
     md("""
         ## 1 · Install gpdl on the cluster (once)
 
-        As a superuser (plpython3u is untrusted). Every segment host needs the same Python
-        environment (TensorFlow, Keras, `gpdl_backend`) at the same path: `--site-path` tells
-        the segments where it is, since their `PYTHONPATH` comes from `greenplum_path.sh`.
+        As a superuser (plpython3u is untrusted), on the coordinator's URL. The segments'
+        `PYTHONPATH` comes from `greenplum_path.sh`, not from this environment: `--site-path`
+        tells them where TensorFlow, Keras and `gpdl_backend` are. Every segment host needs
+        the same Python environment at the same path, readable by the database's OS user
+        (`gpadmin`). Object-store credentials go in `--servers-dir` on every host (default
+        `$GPDL_SERVERS_DIR`, else `/etc/gpdl/servers`).
         """),
     code("""
-        GREENPLUM_URL = "postgresql://gpadmin@mdw:5432/gpdl"   # the coordinator, over TCP
-        SITE_PACKAGES = "/opt/gpdl/.venv/lib/python3.11/site-packages"
+        import sysconfig
+
+        import gpdl_backend
+
+        # the coordinator, over TCP (CI sets $DATABASE_URL)
+        GREENPLUM_URL = os.environ.get("DATABASE_URL") or "postgresql://gpadmin@mdw:5432/gpdl"
+        BACKEND = Path(gpdl_backend.__file__).resolve().parent.parent  # gpdl_backend's folder
+        SITE_PACKAGES = sysconfig.get_paths()["purelib"]                # TensorFlow, Keras, ...
         """),
     code("""
-        !gpdl install {GREENPLUM_URL} --site-path {SITE_PACKAGES} --servers-dir /etc/gpdl/servers
+        !gpdl install {GREENPLUM_URL} --site-path {BACKEND} --site-path {SITE_PACKAGES}
+        """),
+    code("""
+        # _exit_code: IPython's exit status of the last ! command
+        assert _exit_code == 0, "gpdl install failed: its output is above"  # noqa: F821
+        """, slide="skip"),
+    md("""
+        `gpdl doctor` asks the coordinator *and every segment* what their Python imports,
+        and says which `chmod` to run where a segment cannot read the environment.
+        """, slide="subslide"),
+    code("""
         !gpdl doctor {GREENPLUM_URL}
         """),
+    code("""
+        # _exit_code: IPython's exit status of the last ! command
+        assert _exit_code == 0, "gpdl doctor found a problem: its output is above"  # noqa: F821
+        """, slide="skip"),
     md("""
         ## 2 · Connect
 
-        `%gpdl connect` with the URL (or a jupysql alias, or `$DATABASE_URL`).
+        `%gpdl connect` with the URL (or a jupysql alias; without one, `$DATABASE_URL`).
+        `%gpdl status` without a job shows the engine and its segments.
         """),
     code("""
         %load_ext gpdl_jupyter
         %config GpdlMagic.theme = 'presentation'
+
+        import plotly.io as pio
+
+        pio.renderers.default = "plotly_mimetype+notebook"  # charts in exported HTML too
+        """, slide="skip"),
+    code("""
         %gpdl connect {{GREENPLUM_URL}}
+        cluster = %gpdl status
+        cluster
+        """),
+    check("""
+        print("engine:", cluster.engine)
+        """, """
+        engine: greenplum
         """),
     code("""
-        %gpdl status
+        %gpdl drop cluster_models cluster_mst cluster_arch
+        """, slide="skip"),
+    md("""
+        ## 3 · Load: every segment reads its share
+
+        Fashion-MNIST as PNG files, one folder per class, into an image table. One
+        statement runs on every segment; each reads its share of the files. The segments
+        run on this machine here, so they read a local folder (readable by `gpadmin`).
+        On several hosts, put the images where every segment host reaches them: a shared
+        file system, or object storage with a named server config on every host
+        (`gpdl servers add minio --endpoint-url ... --key ... --secret ...`, then
+        `%gpdl load s3://images/train train_images --server minio`; see `02_object_storage`).
+        """),
+    code("""
+        from gpdl_backend.datasets import write_fashion_mnist
+
+        write_fashion_mnist(DATA, limit=DEMO_LIMIT)
+        %gpdl load {{DATA}}/train cluster_train --color-mode L --batch-size 100 --if-exists replace
+        %gpdl load {{DATA}}/test cluster_test --color-mode L --batch-size 100 --if-exists replace
+        """),
+    code("""
+        packed = %gpdl preprocess cluster_train cluster_train_packed --if-exists replace
+        %gpdl preprocess cluster_test cluster_test_packed --validation-of cluster_train_packed --if-exists replace
+        """),
+    check("""
+        print(len(packed.class_values), "classes, images of",
+              "x".join(map(str, packed.image_shape)), "pixels")
+        """, """
+        10 classes, images of 28x28x1 pixels
         """),
     md("""
-        ## 3 · The four steps, unchanged
-
-        Object-store credentials go in `/etc/gpdl/servers/<name>.json` on *every* host
-        (`gpdl servers add minio --endpoint-url ... --key ... --secret ...` there).
-        """),
+        Where the rows are: `gp_segment_id` is the segment that holds a row. Plain SQL from
+        the notebook (psycopg2 here; jupysql's `%%sql` works as well): the image rows and
+        the packed training buffers sit on both segments.
+        """, slide="subslide"),
     code("""
-        %gpdl load s3://images/cifar10/train train_images --server minio
-        %gpdl load s3://images/cifar10/test test_images --server minio
-        %gpdl preprocess train_images train_packed
-        %gpdl preprocess test_images test_packed --validation-of train_packed
+        import psycopg2
+
+        with psycopg2.connect(GREENPLUM_URL) as conn, conn.cursor() as cur:
+            cur.execute(\"\"\"
+                SELECT 'cluster_train', gp_segment_id, count(*), sum(cardinality(fullpaths))
+                FROM cluster_train GROUP BY gp_segment_id
+                UNION ALL
+                SELECT 'cluster_train_packed', gp_segment_id, count(*), NULL
+                FROM cluster_train_packed GROUP BY gp_segment_id
+                ORDER BY 1, 2\"\"\")
+            rows = cur.fetchall()
+        conn.close()
+        for table, segment, count, images in rows:
+            print(f"{table:22} segment {segment}: {count:3} rows", f"{images} images" if images else "")
+        """),
+    check("""
+        for name in ("cluster_train", "cluster_train_packed"):
+            print(name, "on segments", sorted(segment for table, segment, *_ in rows if table == name))
+        """, """
+        cluster_train on segments [0, 1]
+        cluster_train_packed on segments [0, 1]
+        """),
+    md("""
+        ## 4 · Define two configurations
+
+        One small CNN (MADlib's `load_keras_model`) and two learning rates
+        (`generate_model_configs`): 2 configurations.
         """),
     code("""
         import keras
 
         cnn = keras.Sequential([
-            keras.Input(shape=(32, 32, 3)),
-            keras.layers.Conv2D(32, 3, activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, activation="relu"),
+            keras.Input(shape=(28, 28, 1)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
             keras.layers.MaxPooling2D(),
             keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
             keras.layers.Dense(10, activation="softmax"),
         ])
-        cnn_id = %gpdl arch model_arch_library --from cnn --name cnn
+        cnn_id = %gpdl arch cluster_arch --from cnn --name cnn-8
         """),
     code("""
-        %%gpdl select mst_table --arch model_arch_library
+        %%gpdl select cluster_mst --arch cluster_arch --if-exists replace
         model_ids: [{{cnn_id}}]
         compile:
           loss: [categorical_crossentropy]
           optimizer_params_list:
-            - optimizer: [Adam, RMSprop]
-              lr: [0.001, 0.0001]
+            - optimizer: [Adam]
+              lr: [0.001, 0.003]
           metrics: [accuracy]
         fit:
-          batch_size: [64, 128]
+          batch_size: [64]
           epochs: [1]
         """),
     md("""
-        One GPU per segment where the segment hosts have them; the GPU monitor reads their use
-        from the database side.
-        """, slide="subslide"),
+        ## 5 · Train on the segments
+
+        Model hopper parallelism: each configuration visits both segments' buffers every
+        iteration. Where the segment hosts have GPUs, add `--use-gpus` to `fit`: one GPU per
+        segment (this cluster has none, so it trains on the CPUs).
+        """),
     code("""
-        curves = %gpdl fit train_packed cifar_models mst_table --iterations 10 --validation test_packed --use-gpus
+        curves = %gpdl fit cluster_train_packed cluster_models cluster_mst --iterations {{ITERATIONS}} --validation cluster_test_packed --metrics-frequency 1
         curves
         """),
+    md("""
+        The GPU monitor reads the use of every host from the database side; without GPUs,
+        the CPU and memory of the gpdl sessions' server processes.
+        """, slide="subslide"),
     code("""
         %gpdl gpu
         """),
     code("""
-        %gpdl predict cifar_models -k 3 --images test_images
+        curves.wait()
+        %gpdl status cluster_models
+        """),
+    code("""
+        curves.snapshot()
+        """, slide="subslide"),
+    check("""
+        print(curves.status, "·", curves.configs_count, "configurations ·",
+              curves.traces_count, "curves")
+        """, """
+        finished · 2 configurations · 6 curves
         """),
     md("""
-        `--show-sql` on any command shows the Greenplum statements: one statement that runs on
-        every segment for loading, `WHERE __dist_key__ = k` for one segment's unit of training.
-        """, slide="subslide"),
+        ## 6 · Infer
+
+        The top-3 classes of a stored test image, by the best configuration, computed in
+        the database; `--table cluster_test --output predictions` predicts a whole table,
+        every segment its own rows.
+        """),
     code("""
-        %gpdl fit train_packed cifar_models mst_table --iterations 10 --show-sql
+        topk = %gpdl predict cluster_models -k 3 --images cluster_test
+        topk
+        """),
+    code("""
+        sneaker = sorted((DATA / "test" / "sneaker").glob("*.png"))[0]
+        top3 = topk.choose(str(sneaker))
+        topk.snapshot()
+        """),
+    check("""
+        probabilities = [row["prob"] for row in top3]
+        print(len(top3), "classes, most probable first:",
+              probabilities == sorted(probabilities, reverse=True))
+        """, """
+        3 classes, most probable first: True
+        """),
+    md("""
+        ## What runs where
+
+        `--show-sql` on any command shows the Greenplum statements instead of running them:
+        one statement over `gp_dist_random('gp_id')` that runs on every segment for loading,
+        and `WHERE __dist_key__ = k` for one segment's unit of training.
+        """),
+    code("""
+        %gpdl fit cluster_train_packed cluster_models cluster_mst --iterations {{ITERATIONS}} --validation cluster_test_packed --show-sql
         """),
 ]
 

@@ -1,12 +1,13 @@
 """The tutorials: built from ``notebooks/build.py``, valid, executed with nbval, exported.
 
 - Unit: the committed notebooks are what ``build.py`` writes; every cell has
-  slide metadata; every code cell (the Greenplum one included, which is never
-  run here) is valid IPython and every ``%gpdl`` line parses.
+  slide metadata; every code cell is valid IPython and every ``%gpdl`` line
+  parses.
 - Database: ``pytest --nbval-lax`` runs tutorials 01-03 in a subprocess
   against the test server (``DATABASE_URL``) with a kernel of this Python,
-  comparing the ``# NBVAL_CHECK_OUTPUT`` cells; the quickstart's HTML report
-  and reveal.js slides (what ``gpdl demo`` writes) show its charts.
+  comparing the ``# NBVAL_CHECK_OUTPUT`` cells, and 04 as well when that
+  server is Greenplum; the quickstart's HTML report and reveal.js slides (what
+  ``gpdl demo`` writes) show its charts.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-EXECUTED = ["01_quickstart.ipynb", "02_object_storage.ipynb", "03_architecture_editor.ipynb"]
+EXECUTED = [
+    "01_quickstart.ipynb", "02_object_storage.ipynb", "03_architecture_editor.ipynb",
+    pytest.param("04_greenplum.ipynb", marks=pytest.mark.greenplum_only(
+        reason="the Greenplum tutorial installs on a cluster and shows its segments' rows")),
+]
 DEMO_LIMIT = "1000"  # training images of the quickstart here: 100 per class, fast
 
 
@@ -97,11 +102,15 @@ def test_every_cell_is_valid(path: Path) -> None:
 
 # --- database --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def notebook_env(dsn: str, shared_tmp_factory) -> dict[str, str]:
-    """The variables the notebooks read; images go where the server can read them."""
+def notebook_env(dsn: str, servers_dir: Path, shared_tmp_factory) -> dict[str, str]:
+    """The variables the notebooks read; images go where the server can read them.
+
+    ``GPDL_SERVERS_DIR``: ``gpdl install`` in the Greenplum tutorial records the
+    tests' servers dir again, not ``/etc/gpdl/servers``.
+    """
     data = shared_tmp_factory("gpdl-notebooks-")
     return {**os.environ, "DATABASE_URL": dsn, "GPDL_DEMO_LIMIT": DEMO_LIMIT,
-            "GPDL_DEMO_DATA": str(data)}
+            "GPDL_DEMO_DATA": str(data), "GPDL_SERVERS_DIR": str(servers_dir)}
 
 
 @pytest.mark.db
@@ -121,6 +130,13 @@ def test_tutorial_runs_with_nbval(name: str, notebook_env: dict[str, str],
                             timeout=900, check=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert re.search(r"\b\d+ passed\b", result.stdout), result.stdout[-2000:]
+    if name.startswith("04"):  # its gpdl install kept what the tests' install recorded
+        import psycopg2
+
+        with psycopg2.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+            cur.execute("SELECT value FROM gpdl.config WHERE key = 'servers_dir'")
+            assert cur.fetchone()[0] == env["GPDL_SERVERS_DIR"]
+        conn.close()
 
 
 @pytest.fixture(scope="module")
