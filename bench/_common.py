@@ -1,19 +1,24 @@
 """Shared set-up of the benchmarks: a private embedded server, cached data sets, tables.
 
-Every benchmark starts its own embedded PostgreSQL server (a throwaway home
-under ``/tmp`` that the server's user can read, on a free port), so it never
-touches a developer's server. Image files are written once into a cache
-directory (``--data-dir``, default ``/tmp/gpdl-bench``) and reused by later runs.
+By default every benchmark starts its own embedded PostgreSQL server (a
+throwaway home under ``/tmp`` that the server's user can read, on a free port),
+so it never touches a developer's server; ``--dsn`` points it at another server
+instead (e.g. a Greenplum cluster: gpdl is installed there when missing or
+out of date, and the benchmark's tables are dropped at the end). Image files
+are written once into a cache directory (``--data-dir``, default
+``/tmp/gpdl-bench``) and reused by later runs; the server's OS user (``gpdl``,
+or ``gpadmin`` on Greenplum) must be able to read them.
 
 Example::
 
-    with private_server(segments=2) as dsn:
+    with database(None, segments=2) as dsn:
         folder = fashion_mnist_dir(DEFAULT_DATA_DIR, ("train",), limit=2000)
         load_and_pack(dsn, folder / "train", "train_images", "train_packed")
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -34,12 +39,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "backend") not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT / "backend"))
 
+from gpdl_backend import __version__ as gpdl_version  # noqa: E402
+from gpdl_backend import engine as engines  # noqa: E402
 from gpdl_backend import selection  # noqa: E402
 from gpdl_backend.client import table_name  # noqa: E402
 from gpdl_backend.datasets import write_fashion_mnist  # noqa: E402
 from gpdl_backend.embedded import EmbeddedServer, free_port  # noqa: E402
 from gpdl_backend.images.loader import load_images  # noqa: E402
-from gpdl_backend.install import install  # noqa: E402
+from gpdl_backend.install import default_site_paths, install  # noqa: E402
 from gpdl_backend.preprocess import (  # noqa: E402
     read_summary,
     training_preprocessor,
@@ -107,6 +114,117 @@ def private_server(segments: int = 2, keep: bool = False) -> Iterator[str]:
             shutil.rmtree(home, ignore_errors=True)
 
 
+# --- the database under test ---------------------------------------------------------
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """``--dsn``, ``--segments`` and ``--keep-server``: where a benchmark runs."""
+    parser.add_argument("--dsn", default=None,
+                        help="run on this server (e.g. a Greenplum cluster) instead of a "
+                             "private embedded one; gpdl is installed there if missing")
+    parser.add_argument("--segments", type=int, default=2,
+                        help="virtual segments of the embedded server (default 2; a "
+                             "Greenplum --dsn uses its primary segments)")
+    parser.add_argument("--keep-server", action="store_true",
+                        help="leave the embedded server running (with --dsn: keep the "
+                             "benchmark's tables)")
+
+
+@contextlib.contextmanager
+def database(dsn: str | None, segments: int = 2, keep: bool = False) -> Iterator[str]:
+    """The benchmark's database: ``dsn`` with gpdl installed, else a private embedded server.
+
+    Args:
+        dsn: a server to use; None starts :func:`private_server`.
+        segments: the embedded server's virtual segments (ignored with ``dsn``).
+        keep: leave the embedded server running.
+    """
+    if dsn is None:
+        with private_server(segments, keep=keep) as private:
+            yield private
+        return
+    ensure_installed(dsn)
+    engine = probe(dsn)
+    where = psycopg2.extensions.parse_dsn(dsn)
+    say(f"server {where.get('host', '')}:{where.get('port', '')}/{where.get('dbname', '')}: "
+        f"{engine.kind}, {engine.num_segments} segments")
+    yield dsn
+
+
+def ensure_installed(dsn: str) -> None:
+    """Install gpdl unless this checkout's version and site paths are installed already.
+
+    A current install is left alone (reinstalling recreates every function,
+    which would disturb other sessions on a shared cluster); an install keeps
+    the recorded server-config directory.
+    """
+    paths = default_site_paths()
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('gpdl.config') IS NOT NULL")
+        config: dict[str, str] = {}
+        if cur.fetchone()[0]:
+            cur.execute("SELECT key, value FROM gpdl.config")
+            config = dict(cur.fetchall())
+    conn.close()
+    if (config.get("version") == gpdl_version
+            and config.get("site_paths") == os.pathsep.join(paths)):
+        return
+    say(f"installing gpdl {gpdl_version} (installed: {config.get('version', 'none')})")
+    install(dsn, site_paths=paths, servers_dir=config.get("servers_dir"))
+
+
+def probe(dsn: str) -> engines.Engine:
+    """The server's kind and segments (PostgreSQL: the installed virtual segment count)."""
+    with psycopg2.connect(dsn) as conn:
+        engine = engines.probe(conn)
+    conn.close()
+    return engine
+
+
+def drop_tables(dsn: str, *prefixes: str) -> None:
+    """Drop the current schema's tables whose names start with any of ``prefixes``."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        for prefix in prefixes:
+            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                        "AND starts_with(tablename, %s)", (prefix,))
+            for (name,) in cur.fetchall():
+                cur.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
+                    sql.Identifier(name)))
+    conn.close()
+
+
+def session_pids(cur: Any, engine: engines.Engine, prefix: str) -> list[int]:
+    """Server processes of the sessions whose application name starts with ``prefix``.
+
+    On Greenplum: the coordinator's backends and every segment process of
+    those sessions (the ones that train).
+    """
+    cur.execute(engine.session_backends(prefix))
+    return [row[0] for row in cur.fetchall()]
+
+
+# --- data sets ------------------------------------------------------------------------
+def readable_tree(path: Path) -> Path:
+    """Make a cached tree readable by the server's OS user: o+r files, o+rx directories.
+
+    Raises:
+        SystemExit: a directory above ``path`` does not let others in.
+    """
+    for parent in path.resolve().parents:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            raise SystemExit(f"{parent} is not searchable by others (the server's OS user "
+                             f"cannot reach {path}): chmod o+x it or pick another --data-dir")
+    for directory, _, names in os.walk(path):
+        _add_mode(Path(directory), stat.S_IROTH | stat.S_IXOTH)
+        for name in names:
+            _add_mode(Path(directory, name), stat.S_IROTH)
+    return path
+
+
+def _add_mode(path: Path, bits: int) -> None:
+    mode = path.stat().st_mode
+    if mode & bits != bits:
+        path.chmod(stat.S_IMODE(mode) | bits)
+
+
 def fashion_mnist_dir(data_dir: Path, splits: Sequence[str], limit: int | None) -> Path:
     """Fashion-MNIST PNGs (``<dir>/<split>/<class>/*.png``), written once into the cache."""
     name = "fm-" + "-".join(splits) + (f"-{limit}" if limit else "-all")
@@ -116,9 +234,7 @@ def fashion_mnist_dir(data_dir: Path, splits: Sequence[str], limit: int | None) 
     took = time.perf_counter() - started
     if took > 1:
         say(f"wrote Fashion-MNIST {counts} PNGs to {out} in {took:.0f} s")
-    for path in (out, *[out / s for s in splits]):
-        path.chmod(_READABLE)
-    return out
+    return readable_tree(out)
 
 
 def load_and_pack(dsn: str, folder: Path, images_table: str, packed_table: str,
@@ -289,8 +405,9 @@ class BackendCpu:
     """
 
     def __init__(self, dsn: str, output: str) -> None:
-        self._dsn, self._pattern = dsn, f"gpdl:%{output}:seg%"
+        self._dsn, self._prefix = dsn, f"gpdl:{output}:seg"
         self._conn: Any = None
+        self._engine: engines.Engine | None = None
         self.latest: dict[int, float] = {}
 
     def sample(self) -> None:
@@ -298,10 +415,9 @@ class BackendCpu:
             if self._conn is None:
                 self._conn = psycopg2.connect(self._dsn)
                 self._conn.autocommit = True
+                self._engine = engines.probe(self._conn)
             with self._conn.cursor() as cur:
-                cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name LIKE %s",
-                            (self._pattern,))
-                pids = [row[0] for row in cur.fetchall()]
+                pids = session_pids(cur, self._engine, self._prefix)
         except psycopg2.Error:
             return
         for pid in pids:

@@ -6,15 +6,17 @@ For each data set, the same files are
     machine (a process pool over the sorted file list, listing included): the
     physical limit of any loader here;
 (b) loaded end to end by ``load_images`` into the embedded server (its own
-    throwaway server, 2 virtual segments by default): listing, reading,
-    decoding, writing the rows, publishing the table.
+    throwaway server, 2 virtual segments by default), or with ``--dsn`` into
+    that server (on Greenplum one statement runs on all primary segments):
+    listing, reading, decoding, writing the rows, publishing the table.
 
 Both are run ``--repeat`` times, alternating, and the best run of each is kept
 (the machine may be shared). The files are written once into ``--data-dir``
 and stay in the page cache for both sides.
 
-Loader memory: the private (unique) memory of the server's backends is sampled
-while loading N and 10N files; it must not grow with the file count.
+Loader memory: the private (unique) memory of the server processes running
+the load (on Greenplum its segment processes) is sampled while loading N and
+10N files; it must not grow with the file count.
 
 Targets (issue 2): gpdl >= 50% of the raw decode rate; 50K CIFAR-sized PNGs in
 <= 15 s; flat memory.
@@ -23,6 +25,7 @@ Run::
 
     .venv/bin/python bench/bench_load.py           # 50K synthetic + 60K Fashion-MNIST
     .venv/bin/python bench/bench_load.py --quick   # CI smoke size
+    .venv/bin/python bench/bench_load.py --dsn postgresql://gpadmin@127.0.0.1:7000/gpdl
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import psycopg2
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,7 +71,7 @@ def synthetic(data_dir: Path, count: int) -> DataSet:
     datasets.write_synthetic_images(folder, count, size=(32, 32), mode="RGB")
     if time.perf_counter() - started > 1:
         common.say(f"wrote {count} synthetic PNGs to {folder}")
-    folder.chmod(0o755)
+    common.readable_tree(folder)
     return DataSet(f"synthetic 32x32 RGB ({count // 1000}K)", folder, "RGB")
 
 
@@ -125,25 +129,30 @@ def gpdl_load(dsn: str, data: DataSet, batch_size: int) -> tuple[int, float]:
 
 # --- memory ---------------------------------------------------------------------------
 class BackendMemory:
-    """Samples the memory of the server's backend processes in a thread.
+    """Samples, in a thread, the memory of the server processes running a load.
 
-    ``anon`` is a process's anonymous resident memory (``RssAnon``: its heap,
-    i.e. Python, numpy arrays, decoded batches, sort and tuple stores); ``rss``
-    also counts the shared buffers and files it has touched, which grow with
-    the data written whatever the loader's own memory does.
+    They are found by their statement (``gpdl.read_images`` of the folder) in
+    ``pg_stat_activity``, or ``gp_stat_activity`` on Greenplum, where the
+    segment processes do the work: a shared server's other sessions are left
+    out. ``anon`` is a process's anonymous resident memory (``RssAnon``: its
+    heap, i.e. Python, numpy arrays, decoded batches, sort and tuple stores);
+    ``rss`` also counts the shared buffers and files it has touched, which grow
+    with the data written whatever the loader's own memory does.
     """
 
-    def __init__(self, postmaster_pid: int, interval: float = 0.05) -> None:
-        self.postmaster = psutil.Process(postmaster_pid)
-        self.interval = interval
+    def __init__(self, dsn: str, folder: Path, interval: float = 0.05) -> None:
+        self.dsn, self.interval = dsn, interval
+        self.pattern = f"%gpdl.read_images('{folder}',%"  # the location comes first
         self.peak_anon = 0
         self.peak_rss = 0
         self.peak_total_anon = 0
         self._stop = threading.Event()
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> BackendMemory:
         self._thread.start()
+        self._ready.wait()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -151,35 +160,42 @@ class BackendMemory:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            total = 0
-            for child in self.postmaster.children():
-                try:
-                    if "gpdl" not in " ".join(child.cmdline()):  # client backends only
-                        continue
-                    info = child.memory_info()
-                except psutil.Error:
-                    continue
-                anon = info.rss - info.shared  # RssAnon (statm: shared = file + shmem)
-                self.peak_anon = max(self.peak_anon, anon)
-                self.peak_rss = max(self.peak_rss, info.rss)
-                total += anon
-            self.peak_total_anon = max(self.peak_total_anon, total)
-            self._stop.wait(self.interval)
+        try:
+            conn = psycopg2.connect(self.dsn)
+            conn.autocommit = True
+            if common.probe(self.dsn).is_greenplum:  # leave out this session's own processes
+                query = ("SELECT pid FROM gp_stat_activity WHERE query LIKE %s "
+                         "AND sess_id <> current_setting('gp_session_id')::int")
+            else:
+                query = ("SELECT pid FROM pg_stat_activity WHERE query LIKE %s "
+                         "AND pid <> pg_backend_pid()")
+        finally:
+            self._ready.set()  # never leave __enter__ waiting
+        try:
+            while not self._stop.is_set():
+                with conn.cursor() as cur:
+                    cur.execute(query, (self.pattern,))
+                    self._sample([row[0] for row in cur.fetchall()])
+                self._stop.wait(self.interval)
+        finally:
+            conn.close()
 
-
-def postmaster_pid(dsn: str) -> int:
-    import psycopg2
-
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT setting FROM pg_settings WHERE name = 'data_directory'")
-        data_dir = Path(cur.fetchone()[0])
-    conn.close()
-    return int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+    def _sample(self, pids: list[int]) -> None:
+        total = 0
+        for pid in pids:
+            try:
+                info = psutil.Process(pid).memory_info()
+            except psutil.Error:
+                continue
+            anon = info.rss - info.shared  # RssAnon (statm: shared = file + shmem)
+            self.peak_anon = max(self.peak_anon, anon)
+            self.peak_rss = max(self.peak_rss, info.rss)
+            total += anon
+        self.peak_total_anon = max(self.peak_total_anon, total)
 
 
 def memory_run(dsn: str, data: DataSet, batch_size: int) -> dict[str, float]:
-    with BackendMemory(postmaster_pid(dsn)) as memory:
+    with BackendMemory(dsn, data.folder) as memory:
         images, seconds = gpdl_load(dsn, data, batch_size)
     mib = 2**20
     return {"images": images, "seconds": seconds, "peak_anon_mib": memory.peak_anon / mib,
@@ -195,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=common.DEFAULT_DATA_DIR,
                         help="cache of image files, readable by the server (default "
                              "/tmp/gpdl-bench)")
-    parser.add_argument("--segments", type=int, default=2, help="virtual segments (default 2)")
+    common.add_server_options(parser)
     parser.add_argument("--batch-size", type=int, default=500, help="images per row")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side; best kept")
     parser.add_argument("--no-fashion", action="store_true", help="skip Fashion-MNIST")
@@ -212,10 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     workers = os.cpu_count() or 1
     common.say(f"{workers} CPUs, load average {os.getloadavg()[0]:.2f}")
 
-    rows, result = [], {"machine": common.machine(), "segments": args.segments,
+    rows, result = [], {"machine": common.machine(), "dsn": args.dsn,
                         "batch_size": args.batch_size, "sets": {}}
-    with common.private_server(segments=args.segments) as dsn, \
+    with common.database(args.dsn, args.segments, keep=args.keep_server) as dsn, \
             ProcessPoolExecutor(workers) as pool:
+        engine = common.probe(dsn)
+        result.update(server=engine.kind, segments=engine.num_segments)
         pool.submit(int).result()  # start the workers before timing
         for data in sets:
             raw_best, gpdl_best = 0.0, 0.0
@@ -235,10 +253,14 @@ def main(argv: list[str] | None = None) -> int:
         # several rows per segment (--quick: 500 files, so smaller rows).
         memory_batch = args.batch_size if not args.quick else 50
         memory = [memory_run(dsn, small, memory_batch), memory_run(dsn, sets[0], memory_batch)]
+        if args.dsn and not args.keep_server:
+            common.drop_tables(dsn, TABLE)
     result["memory"] = memory
     result["memory_batch_size"] = memory_batch
 
     print()
+    print(f"gpdl on {engine.kind}, {engine.num_segments} segments; raw Pillow on {workers} "
+          f"cores of this machine")
     common.print_table(
         ["data set", "images", "raw Pillow img/s", "gpdl img/s", "gpdl s", "ratio"], rows)
     print(f"\nloader memory, {memory_batch} images per row:")

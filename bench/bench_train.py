@@ -2,8 +2,9 @@
 
 The same configurations on the same packed Fashion-MNIST data are trained
 
-(a) by ``fit_multiple_model`` on the embedded server's segments (each segment
-    backend trains on the rows it holds, one TensorFlow thread per segment);
+(a) by ``fit_multiple_model`` on the embedded server's segments, or with
+    ``--dsn`` on that server's (a Greenplum cluster's primary segments): each
+    segment backend trains on the rows it holds, one TensorFlow thread per segment;
 (b) by plain Keras in this one process on numpy arrays exported from the packed
     table with psycopg2 (normalized, one-hot), one configuration after another,
     the same epochs and batch sizes, TensorFlow's default threads;
@@ -30,6 +31,7 @@ Run::
 
     .venv/bin/python bench/bench_train.py            # default: 20K images, 4 configs
     .venv/bin/python bench/bench_train.py --quick    # CI smoke size (< 2 min)
+    .venv/bin/python bench/bench_train.py --dsn postgresql://gpadmin@127.0.0.1:7000/gpdl
 """
 
 from __future__ import annotations
@@ -59,10 +61,20 @@ from gpdl_backend.mop.scheduler import FixedRotationScheduler, MopScheduler, Uni
 
 ARCH_TABLE, MST_TABLE, OUTPUT = "bench_arch", "bench_mst", "bench_out"
 TRAIN_IMAGES, TRAIN_PACKED = "bench_train_images", "bench_train_packed"
+TABLES = (ARCH_TABLE, MST_TABLE, OUTPUT, TRAIN_IMAGES, TRAIN_PACKED)  # prefixes, for --dsn
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_job_options(parser)
+    common.add_server_options(parser)
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the segment backends during (a); needs py-spy")
+    return job_sizes(parser.parse_args(argv))
+
+
+def add_job_options(parser: argparse.ArgumentParser) -> None:
+    """The training job's options (shared with bench_segments.py)."""
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke size: 2,000 images, 1 iteration")
     parser.add_argument("--images", type=int, default=None,
@@ -72,16 +84,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--archs", default="cnn,vgg3",
                         help=f"architectures, from {sorted(common.ARCHITECTURES)}")
     parser.add_argument("--batch-sizes", default="64,128")
-    parser.add_argument("--segments", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, default=common.DEFAULT_DATA_DIR,
                         help=f"cache of written image files (default {common.DEFAULT_DATA_DIR})")
-    parser.add_argument("--profile", action="store_true",
-                        help="py-spy the segment backends during (a); needs py-spy")
     parser.add_argument("--repeats", type=int, default=1,
-                        help="rounds of (b) then (a), for a noisy machine. Defaults to 1")
-    parser.add_argument("--keep-server", action="store_true")
-    args = parser.parse_args(argv)
+                        help="rounds of the measurements, for a noisy machine. Defaults to 1")
+
+
+def job_sizes(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill in the sizes left unset (``--quick`` or full)."""
     args.images = args.images or (2000 if args.quick else 20000)
     args.iterations = args.iterations or (1 if args.quick else 2)
     return args
@@ -155,7 +166,8 @@ class JobClock:
 
     _UNIT = re.compile(r"mst (\d+) on segment (\d+)")
 
-    def __init__(self, dsn: str, output: str) -> None:
+    def __init__(self, dsn: str, output: str, total_units: int = 0) -> None:
+        self.total_units = total_units
         self.units: list[_UnitDone] = []
         self.iterations: list[float] = []
         self.finished_at: float | None = None
@@ -171,6 +183,8 @@ class JobClock:
             config, segment = map(int, self._UNIT.search(event.detail).groups())
             self.units.append(_UnitDone(now, event.iteration, config, segment))
             self.cpu.sample()
+            common.say(f"  (a) unit {len(self.units)}/{self.total_units or '?'}: iteration "
+                       f"{event.iteration + 1}, mst {config} on segment {segment}")
         elif event.kind == "iteration":
             self.iterations.append(now)
         elif event.kind == "finished":
@@ -205,7 +219,8 @@ def unit_durations(clock: JobClock, started: float) -> dict[tuple[int, int, int]
 def mop_run(dsn: str, output: str, configs: list[dict], iterations: int, seed: int,
             profile: bool) -> dict:
     """``fit_multiple_model`` with an instrumented listener; timings from it and the tables."""
-    clock = JobClock(dsn, output)
+    segments = common.probe(dsn).num_segments
+    clock = JobClock(dsn, output, len(configs) * segments * iterations)
     profiler = _Profiler(dsn, output) if profile else None
     if profiler:
         profiler.start()
@@ -279,11 +294,10 @@ class _Profiler:
         common.OUT_DIR.mkdir(parents=True, exist_ok=True)
         conn = psycopg2.connect(self.dsn)
         conn.autocommit = True
+        engine = common.probe(self.dsn)
         while not self.stopping.is_set():
             with conn.cursor() as cur:
-                cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name LIKE %s",
-                            (f"gpdl:%{self.output}:seg%",))
-                for (pid,) in cur.fetchall():
+                for pid in common.session_pids(cur, engine, f"gpdl:{self.output}:seg"):
                     if pid not in self.processes:
                         path = common.OUT_DIR / f"pyspy-{pid}.txt"
                         self.processes[pid] = (subprocess.Popen(
@@ -350,10 +364,11 @@ def _bucket(stack: str) -> str:
 
 
 # --- (c) schedulers -------------------------------------------------------------------
-def scheduler_replay(units: dict[str, dict], configs: list[int], segments: list[int],
-                     iterations: int, seed: int) -> list[dict]:
+def scheduler_replay(units: dict[str, dict], configs: list[int], iterations: int,
+                     seed: int) -> list[dict]:
     """Makespans of fixed rotation vs the asynchronous scheduler on measured unit times."""
     times = {tuple(map(int, key.split("/"))): value["seconds"] for key, value in units.items()}
+    segments = sorted({segment for _, _, segment in times})
 
     def unit_time(unit: Unit) -> float:
         return times[(unit.iteration, unit.config, unit.segment)]
@@ -372,40 +387,58 @@ def scheduler_replay(units: dict[str, dict], configs: list[int], segments: list[
 
 
 # --- main -----------------------------------------------------------------------------
+def prepare(dsn: str, args: argparse.Namespace, folder: Path,
+            watch: common.Stopwatch | None = None) -> tuple[list[dict], int]:
+    """Load and pack the images, write the architectures and the grid.
+
+    Returns:
+        The configurations and the number of images packed.
+    """
+    images = common.load_and_pack(dsn, folder / "train", TRAIN_IMAGES, TRAIN_PACKED,
+                                  watch=watch)
+    archs = {name: common.ARCHITECTURES[name]() for name in args.archs.split(",")}
+    ids = common.load_architectures(dsn, ARCH_TABLE, archs)
+    common.generate_grid(
+        dsn, ARCH_TABLE, MST_TABLE, list(ids.values()),
+        {"loss": ["categorical_crossentropy"], "metrics": ["accuracy"],
+         "optimizer_params_list": [{"optimizer": ["Adam"], "lr": [1e-3]}]},
+        {"batch_size": [int(b) for b in args.batch_sizes.split(",")], "epochs": [1]})
+    configs = common.read_configs(dsn, MST_TABLE, ARCH_TABLE)
+    for config in configs:
+        common.say(f"  mst {config['mst_key']}: {config['arch']} {describe(config)}")
+    return configs, images
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     import_s = import_tensorflow()
+    where = args.dsn or f"an embedded server, {args.segments} segments"
     common.say(f"bench_train: {args.images} images, {args.iterations} iteration(s), "
-               f"archs {args.archs}, batch sizes {args.batch_sizes}, {args.segments} segments, "
+               f"archs {args.archs}, batch sizes {args.batch_sizes}, on {where}, "
                f"{args.repeats} round(s)")
     result: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()},
                               "machine": common.machine(), "tf_import_s": import_s}
     folder = common.fashion_mnist_dir(args.data_dir, ("train",), args.images)
     rounds = []
-    with common.private_server(args.segments, keep=args.keep_server) as dsn:
-        common.load_and_pack(dsn, folder / "train", TRAIN_IMAGES, TRAIN_PACKED)
-        archs = {name: common.ARCHITECTURES[name]() for name in args.archs.split(",")}
-        ids = common.load_architectures(dsn, ARCH_TABLE, archs)
-        common.generate_grid(
-            dsn, ARCH_TABLE, MST_TABLE, list(ids.values()),
-            {"loss": ["categorical_crossentropy"], "metrics": ["accuracy"],
-             "optimizer_params_list": [{"optimizer": ["Adam"], "lr": [1e-3]}]},
-            {"batch_size": [int(b) for b in args.batch_sizes.split(",")], "epochs": [1]})
-        configs = common.read_configs(dsn, MST_TABLE, ARCH_TABLE)
-        for config in configs:
-            common.say(f"  mst {config['mst_key']}: {config['arch']} {describe(config)}")
+    with common.database(args.dsn, args.segments, keep=args.keep_server) as dsn:
+        if args.dsn:
+            common.drop_tables(dsn, *TABLES)  # an earlier run's job would be refused
+        engine = common.probe(dsn)
+        result.update(server=engine.kind, segments=engine.num_segments)
+        configs, _ = prepare(dsn, args, folder)
         for number in range(1, args.repeats + 1):
             common.say(f"round {number}: (b) plain Keras, one process, one configuration "
                        f"after another (load average {_load()})")
             baseline = keras_baseline(dsn, configs, args.iterations, args.seed, import_s)
-            common.say(f"round {number}: (a) gpdl fit_multiple_model on the segments "
-                       f"(load average {_load()})")
+            common.say(f"round {number}: (a) gpdl fit_multiple_model on {engine.num_segments} "
+                       f"{engine.kind} segments (load average {_load()})")
             mop = mop_run(dsn, f"{OUTPUT}_{number}", configs, args.iterations, args.seed,
                           args.profile and number == args.repeats)
             rounds.append({"baseline": baseline, "mop": mop, "ratios": ratios(baseline, mop)})
-    segments = list(range(args.segments))
+        if args.dsn and not args.keep_server:
+            common.drop_tables(dsn, *TABLES)
     replay = scheduler_replay(rounds[-1]["mop"]["units"], [c["mst_key"] for c in configs],
-                              segments, args.iterations, args.seed)
+                              args.iterations, args.seed)
     result.update(configs=[{k: v for k, v in c.items() if k != "model_arch"} for c in configs],
                   rounds=rounds, replay=replay, loadavg_at_end=_load())
     report(result)
