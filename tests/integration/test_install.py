@@ -134,9 +134,8 @@ def test_an_old_signature_is_replaced(fresh_db: str) -> None:
     assert "obsolete(integer)" not in functions(fresh_db)
 
 
+@pytest.mark.postgres_only(reason="virtual segments are PostgreSQL's, Greenplum's its primaries")
 def test_num_segments_config(fresh_db: str) -> None:
-    if _engine(fresh_db).is_greenplum:
-        pytest.skip("virtual segments are PostgreSQL's; Greenplum's are its primaries")
     result = install(fresh_db, num_segments=3)
     assert result.num_segments == 3 and config(fresh_db)["num_segments"] == "3"
     conn = psycopg2.connect(fresh_db)
