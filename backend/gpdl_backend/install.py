@@ -12,7 +12,9 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import site
 import sysconfig
 from dataclasses import dataclass
@@ -74,7 +76,9 @@ def install(
         site_paths: paths the server's Python adds to ``sys.path``. Defaults
             to this venv's site-packages and the backend source directory.
         servers_dir: where named object-store configs live on the database
-            host. Defaults to ``$GPDL_SERVERS_DIR`` or ``/etc/gpdl/servers``.
+            host. Defaults to the one recorded by an earlier install (configs
+            made with ``gpdl servers add`` keep working), else
+            ``$GPDL_SERVERS_DIR`` or ``/etc/gpdl/servers``.
             The OS user the server runs as is recorded beside it
             (``server_user``): ``gpdl servers add`` gives the configs to it.
         num_segments: PostgreSQL virtual segments. Defaults to the value
@@ -87,8 +91,6 @@ def install(
         FatalError: plpython3u is missing or the server cannot import the backend.
     """
     paths = site_paths or default_site_paths()
-    servers = servers_dir or os.environ.get("GPDL_SERVERS_DIR") or "/etc/gpdl/servers"
-    settings = {"servers_dir": servers, "version": gpdl_backend.__version__}
     with session(dsn) as conn:
         engine = engines.probe(conn, num_segments=1)
         with conn.cursor() as cur:
@@ -106,11 +108,20 @@ def install(
                     "(key text PRIMARY KEY, value text NOT NULL){}"
                 ).format(engine.distributed_replicated())
             )
-            cur.execute("SELECT value FROM gpdl.config WHERE key = 'version'")
-            row = cur.fetchone()
-            previous = row[0] if row else None
-            _drop_functions(cur)
-            cur.execute(function_sql(paths, settings))
+            recorded = _recorded(cur)
+            previous = recorded.get("version")
+            servers = (servers_dir or recorded.get("servers_dir")
+                       or os.environ.get("GPDL_SERVERS_DIR") or "/etc/gpdl/servers")
+            script = function_sql(paths, {"servers_dir": servers,
+                                          "version": gpdl_backend.__version__})
+            digest = hashlib.sha256(script.encode()).hexdigest()
+            # The same functions again: leave them, so running jobs' sessions keep them
+            # (a dropped function fails their next unit with "cache lookup failed").
+            if (recorded.get("functions_sha256") != digest or previous != gpdl_backend.__version__
+                    or not _all_functions_present(cur, script)):
+                _drop_functions(cur)
+                cur.execute(script)
+                _set_config(cur, "functions_sha256", digest)
             segments = engine.segment_count(
                 num_segments or _current_segments(cur) or _server_cpu_count(cur))
             _set_config(cur, "version", gpdl_backend.__version__)
@@ -150,6 +161,19 @@ def _set_config(cur, key: str, value: str) -> None:
         "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
         (key, value),
     )
+
+
+def _all_functions_present(cur, script: str) -> bool:
+    names = sorted(set(re.findall(r"CREATE FUNCTION gpdl\.(\w+)", script)))
+    cur.execute("SELECT count(DISTINCT proname) FROM pg_proc "
+                "WHERE pronamespace = 'gpdl'::regnamespace AND proname = ANY(%s)", (names,))
+    return cur.fetchone()[0] == len(names)
+
+
+def _recorded(cur) -> dict[str, str]:
+    """What earlier installs recorded in ``gpdl.config``."""
+    cur.execute("SELECT key, value FROM gpdl.config")
+    return dict(cur.fetchall())
 
 
 def _current_segments(cur) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterator
 
@@ -78,17 +79,24 @@ def test_install_twice_is_idempotent(fresh_db: str) -> None:
     assert {"version()", "read_images(text, integer, text, integer[], text, boolean, "
             "integer, integer, boolean, integer)", "count_files(text, text)"} <= installed
 
-    second = install(fresh_db, servers_dir="/srv/gpdl-servers")
+    oids = "SELECT oid FROM pg_proc WHERE pronamespace = 'gpdl'::regnamespace ORDER BY 1"
+    before = query(fresh_db, oids)
+    second = install(fresh_db)  # no servers_dir: the recorded one stays
     assert second.previous_version == first.version
     assert second.version == first.version
     assert second.num_segments == first.num_segments  # kept from the first install
     assert functions(fresh_db) == installed
+    # the same functions are left in place: a running job's sessions keep using them
+    assert query(fresh_db, oids) == before
     recorded = config(fresh_db)
     server_user = query(fresh_db, "SELECT gpdl.server_info(false)::json ->> 'os_user'")[0][0]
+    assert re.fullmatch(r"[0-9a-f]{64}", recorded.pop("functions_sha256"))
     assert recorded == {
         "version": gpdl_backend.__version__, "num_segments": str(first.num_segments),
         "site_paths": ":".join(default_site_paths()), "servers_dir": "/srv/gpdl-servers",
         "server_user": server_user}
+    install(fresh_db, site_paths=[*default_site_paths(), "/nonexistent"])  # other functions
+    assert query(fresh_db, oids) != before
 
 
 def test_installed_functions_work(fresh_db: str, shared_tmp) -> None:
