@@ -16,12 +16,15 @@ from psycopg2 import sql
 from gpdl_backend import engine as engines
 from gpdl_backend import predict
 from gpdl_backend.client import TableName, connect
+from gpdl_backend.images import loader
+from gpdl_backend.images.loader import load_images
 from gpdl_backend.mop import driver as mop_driver
 from gpdl_backend.mop import job as mop_job
 from gpdl_backend.mop import tables
 from gpdl_backend.mop.driver import Driver, Event
 from gpdl_backend.mop.job import fit_multiple_model
 from gpdl_backend.mop.scheduler import Unit
+from tests.imagefiles import write_class_tree
 from tests.integration import trainer_helpers as h
 
 pytestmark = [pytest.mark.db,
@@ -168,3 +171,36 @@ def test_a_lost_segment_process_means_a_new_session_and_the_data_sent_again(
     assert len(retries) == 1 and "connection lost" in retries[0], retries
     assert "segment 0" in retries[0]
     h.assert_exact_visits(dsn, "gp_lost", [1], 2, 3)
+
+
+def test_every_segment_reads_its_own_fragments(dsn: str, conn, shared_tmp) -> None:
+    """A load runs on every segment; each keeps the rows it read (no motion, no coordinator)."""
+    written = write_class_tree(shared_tmp / "images", {"a": 12, "b": 12}, size=(4, 4))
+    table = "gp_loaded"
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS gp_loaded, gp_loaded_errors")
+    conn.commit()
+    try:
+        result = load_images(dsn, str(shared_tmp / "images"), table, batch_size=2)
+        assert result.images == len(written)
+        with conn.cursor() as cur:
+            cur.execute("SELECT gp_segment_id, sum(dims[1]) FROM gp_loaded GROUP BY 1 ORDER BY 1")
+            per_segment = dict(cur.fetchall())
+        conn.commit()
+        assert sorted(per_segment) == [0, 1] and sum(per_segment.values()) == len(written)
+        engine = engines.probe(conn)
+        staging = TableName(None, "gp_loaded")  # the same shape as the staging table
+        args = loader._read_args(str(shared_tmp / "images"), {"batch_size": 2})
+        with conn.cursor() as cur:
+            cur.execute("ALTER TABLE gp_loaded ADD COLUMN error_paths text[], "
+                        "ADD COLUMN error_reasons text[]")
+        [statement] = engine.read_images_statements(staging.identifier, args)
+        conn.commit()
+        lines = _plan_lines(dsn, statement)
+        _assert_runs_on_segments(lines, "read_images")
+        assert not any("Motion" in line for line in lines), "\n".join(lines)
+    finally:
+        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS gp_loaded, gp_loaded_errors")
+        conn.commit()
