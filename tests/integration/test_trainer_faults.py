@@ -137,6 +137,7 @@ def test_server_restart_mid_job(dsn: str, ids: dict[str, int], restart_server) -
                              metrics_compute_frequency=1, background=True)
     _wait_for(lambda: h.progress_count(dsn, "tf_restart") >= 2, what="2 committed units")
     restart_server()  # the embedded server's stop/start, or Greenplum's gpstop -ar
+    back = h.fetch(dsn, "SELECT clock_timestamp()")[0][0]
     before = _committed(dsn, "tf_restart")
     try:
         outcome = job.wait(timeout=180).status
@@ -145,6 +146,9 @@ def test_server_restart_mid_job(dsn: str, ids: dict[str, int], restart_server) -
     if outcome != tables.FINISHED:
         resume(dsn, "tf_restart")
     survived = outcome == tables.FINISHED
+    first = h.fetch(dsn, "SELECT min(finished_at) FROM tf_restart_progress "
+                         "WHERE finished_at > %s", (back,))[0][0]
     print(f"\nafter a server restart the job {'survived' if survived else 'was resumed'}"
-          f"{'' if survived else ': ' + outcome}")
+          f"{'' if survived else ': ' + outcome}; first new unit committed "
+          f"{(first - back).total_seconds():.1f} s after the server was back")
     _assert_complete(dsn, "tf_restart", before)
