@@ -47,6 +47,13 @@ def _dsn(args: argparse.Namespace) -> str:
     return resolve_dsn(None, use_jupysql=False)
 
 
+def _shown_dsn(dsn: str, show_password: bool) -> str:
+    """The DSN as printed: password masked unless ``--show-password``."""
+    from gpdl_jupyter.connection import mask_password
+
+    return dsn if show_password else mask_password(dsn)
+
+
 # --- db ------------------------------------------------------------------
 def cmd_db(args: argparse.Namespace) -> int:
     from gpdl_backend.install import default_site_paths, install
@@ -63,12 +70,13 @@ def cmd_db(args: argparse.Namespace) -> int:
         if not args.no_install:
             result = install(dsn, servers_dir=str(server.servers_dir))
             print(f"gpdl {result.version} installed ({result.num_segments} segments)")
-        print(dsn)
+        print(_shown_dsn(dsn, args.show_password))
     elif args.action == "stop":
         print("stopped" if server.stop() else "not running")
     else:
         if server.running():
-            print(f"running: {server.dsn()}\ndata: {server.data_dir}")
+            print(f"running: {_shown_dsn(server.dsn(), args.show_password)}\n"
+                  f"data: {server.data_dir}")
         else:
             print(f"not running (home {server.home})")
             return 3
@@ -94,19 +102,62 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def _secret(args: argparse.Namespace) -> str | None:
+    """The secret access key, never from the command line unless warned about.
+
+    ``--secret -`` reads a line from stdin, ``--secret-env NAME`` reads the
+    variable ``NAME``; with ``--key`` and neither, a terminal prompts for it
+    (``getpass``). ``--secret VALUE`` still works but warns: every user of the
+    machine sees it in the process list.
+
+    Raises:
+        UsageError: an empty secret, an unset variable, or ``--key`` without a
+            secret where nothing can prompt.
+    """
+    import getpass
+
+    from gpdl_backend.errors import UsageError
+
+    if args.secret_env is not None:
+        value = os.environ.get(args.secret_env)
+        if not value:
+            raise UsageError(f"--secret-env {args.secret_env}: that environment variable is "
+                             "not set or empty")
+        return value
+    if args.secret == "-":
+        value = sys.stdin.readline().rstrip("\r\n")
+        if not value:
+            raise UsageError("--secret -: stdin gave an empty secret")
+        return value
+    if args.secret is not None:
+        print("gpdl: warning: --secret VALUE shows the secret to every user of this machine "
+              "(process list, shell history); use --secret - (stdin), --secret-env NAME or "
+              "the prompt", file=sys.stderr)
+        return args.secret
+    if args.key is None:
+        return None
+    if sys.stdin.isatty():
+        value = getpass.getpass(f"secret access key for {args.key}: ")
+        if not value:
+            raise UsageError("no secret entered")
+        return value
+    raise UsageError("--key needs its secret: --secret - (from stdin), --secret-env NAME, "
+                     "or run in a terminal to be prompted")
+
+
 def cmd_servers(args: argparse.Namespace) -> int:
     from gpdl_backend.servers import list_servers
     from gpdl_jupyter import api
 
-    dsn = _dsn(args)
     if args.action == "add":
+        secret = _secret(args)  # before connecting: a missing secret fails at once
         path = api.add_server(args.name, endpoint_url=args.endpoint_url, key=args.key,
-                              secret=args.secret, region=args.region,
-                              servers_dir=args.servers_dir, dsn=dsn)
+                              secret=secret, region=args.region,
+                              servers_dir=args.servers_dir, dsn=_dsn(args))
         print(f"server config {args.name!r} written to {path}")  # never the secret
     else:
         for name in list_servers(Path(args.servers_dir) if args.servers_dir
-                                 else api.servers_dir(dsn=dsn)):
+                                 else api.servers_dir(dsn=_dsn(args))):
             print(name)
     return 0
 
@@ -229,7 +280,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_demo(home=Path(args.home).resolve() if args.home else None, port=args.port,
              data_dir=Path(args.data_dir) if args.data_dir else None, limit=args.limit,
              out_dir=Path(args.out).resolve() if args.out else None,
-             notebook=None if args.no_notebook else notebook)
+             notebook=None if args.no_notebook else notebook,
+             show_password=args.show_password)
     return 0
 
 
@@ -248,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", parents=[common], help="the embedded PostgreSQL server")
     db.add_argument("action", choices=["start", "stop", "status"])
     db.add_argument("--no-install", action="store_true", help="start without installing")
+    db.add_argument("--show-password", action="store_true",
+                    help="print the DSN with its password (default: masked; the full DSN "
+                    "is also in <gpdl home>/dsn, mode 0600)")
     db.set_defaults(handler=cmd_db)
 
     inst = sub.add_parser("install", parents=[common],
@@ -272,8 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write there instead of the directory gpdl install recorded")
     servers.add_argument("--endpoint-url")
     servers.add_argument("--region")
-    servers.add_argument("--key")
-    servers.add_argument("--secret")
+    servers.add_argument("--key", help="access key id")
+    given = servers.add_mutually_exclusive_group()
+    given.add_argument("--secret", metavar="-",
+                       help="'-': read the secret access key from stdin (a VALUE here still "
+                       "works but warns: others see it in the process list); default: "
+                       "prompted for when --key is given")
+    given.add_argument("--secret-env", metavar="NAME",
+                       help="read the secret access key from environment variable NAME")
     servers.set_defaults(handler=cmd_servers)
 
     data = sub.add_parser("datasets", parents=[common], help="write a data set as image files")
@@ -350,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--notebook", help="the notebook to run (default: the quickstart)")
     demo.add_argument("--no-notebook", action="store_true",
                       help="stop after loading and packing the data")
+    demo.add_argument("--show-password", action="store_true",
+                      help="print the server's DSN with its password (default: masked)")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

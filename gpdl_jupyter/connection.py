@@ -39,7 +39,12 @@ __all__ = [
 ]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_PASSWORD = re.compile(r"(://[^:/@]*:)([^@/]*)(@)")
+_PASSWORD = re.compile(r"(://[^:/@]*:)([^@/]*)(@)")  # a URL's user:password@ (as libpq reads it)
+_URL_PASSWORD = re.compile(r"([?&]password=)[^&]*")  # ...?password=... in a URL
+# libpq key=value: the value is single-quoted (backslash escapes, spaces allowed)
+# or runs to the next space; an unterminated quote runs to the end.
+_KEYWORD_PASSWORD = re.compile(r"((?:^|(?<=\s))password\s*=\s*)(?:'(?:[^'\\]|\\.)*(?:'|\\?$)"
+                               r"|(?:[^\s'\\]|\\.)(?:[^\s\\]|\\.)*\\?)", re.S)
 
 
 class CurrentConnection:
@@ -78,12 +83,20 @@ CURRENT = CurrentConnection()
 def mask_password(dsn: str) -> str:
     """``dsn`` with its password replaced by ``***`` (URLs and key=value strings).
 
+    Reads the password as libpq does: a URL's ``user:password@`` and its
+    ``password=`` query parameter; in a key=value string, a quoted value
+    (spaces and ``\\'`` escapes inside) or one running to the next space.
+
     Example:
         >>> mask_password("postgresql://gpdl:secret@127.0.0.1/gpdl")
         'postgresql://gpdl:***@127.0.0.1/gpdl'
+        >>> mask_password("host=h password='my secret pw' user=u")
+        'host=h password=*** user=u'
     """
-    masked = _PASSWORD.sub(r"\1***\3", dsn)
-    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", masked)
+    if _URL.match(dsn):
+        masked = _PASSWORD.sub(r"\1***\3", dsn, count=1)
+        return _URL_PASSWORD.sub(r"\1***", masked)
+    return _KEYWORD_PASSWORD.sub(r"\1***", dsn)
 
 
 def _jupysql_url(connection) -> str | None:

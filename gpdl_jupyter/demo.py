@@ -21,6 +21,7 @@ from gpdl_backend.embedded import EmbeddedServer
 from gpdl_backend.images.loader import load_images
 from gpdl_backend.install import install
 from gpdl_backend.preprocess import training_preprocessor, validation_preprocessor
+from gpdl_jupyter.connection import mask_password
 from gpdl_jupyter.report import CellEvent, NotebookFailed, ReportFiles, run_notebook, write_reports
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "notebooks" / "01_quickstart.ipynb"
@@ -50,7 +51,7 @@ def _bar(desc: str):
 
 def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path | None = None,
              limit: int | None = None, out_dir: Path | None = None,
-             notebook: Path | None = QUICKSTART) -> dict:
+             notebook: Path | None = QUICKSTART, show_password: bool = False) -> dict:
     """Run the demo; returns the tables it made with their image counts.
 
     Args:
@@ -64,6 +65,8 @@ def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path |
             ``<home>/demo``.
         notebook: the notebook to run after the foundation steps; None skips it.
             Defaults to the quickstart.
+        show_password: print the server's DSN with its password. Defaults to
+            False (masked; the full DSN is in ``<home>/dsn``, mode 0600).
 
     Raises:
         NotebookFailed: a cell of the notebook failed (the partial notebook
@@ -98,7 +101,7 @@ def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path |
                                 "fashion_train_packed", if_exists="replace")
         print(f"    {packed.images} images in {packed.buffers} buffers over "
               f"{packed.num_segments} segments, classes: {', '.join(packed.class_values)}")
-    print(f"\nready: {dsn}")
+    print(f"\nready: {dsn if show_password else mask_password(dsn)}")
     if notebook is not None:
         env = {"DATABASE_URL": dsn}
         if limit is not None:  # the files just written: the notebook finds them done

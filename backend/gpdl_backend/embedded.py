@@ -93,6 +93,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by this user only from its first byte.
+
+    The file is created mode 0600 (``os.open``'s mode, so never readable by
+    others even for a moment, whatever the umask) under a fresh name, then
+    renamed over ``path``: an older file with looser permissions is
+    replaced, never rewritten in place.
+
+    Args:
+        path: the secret file (its directory must exist).
+        text: the secret.
+
+    Example:
+        >>> write_secret(Path("/var/lib/gpdl/.pwfile"), "s3cr3t")
+    """
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
 @dataclass
 class EmbeddedServer:
     """A PostgreSQL server owned by gpdl under ``home``.
@@ -243,8 +269,7 @@ class EmbeddedServer:
             shutil.rmtree(self.data_dir)  # left over from an interrupted initdb
         password = secrets.token_urlsafe(24)
         pwfile = self.home / ".pwfile"
-        pwfile.write_text(password + "\n")
-        pwfile.chmod(0o600)
+        write_secret(pwfile, password + "\n")
         self._chown(pwfile)
         if not quiet:
             print(f"initializing the embedded PostgreSQL server in {self.data_dir}", flush=True)
@@ -264,8 +289,7 @@ class EmbeddedServer:
             handle.write(conf)
         (self.data_dir / "pg_hba.conf").write_text(_HBA)
         dsn = f"postgresql://{SERVER_USER}:{password}@127.0.0.1:{self.port}/{DATABASE}"
-        self.dsn_file.write_text(dsn + "\n")
-        self.dsn_file.chmod(0o600)
+        write_secret(self.dsn_file, dsn + "\n")
 
     def _ensure_database(self) -> None:
         import psycopg2

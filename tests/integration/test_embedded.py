@@ -22,6 +22,7 @@ from gpdl_backend import engine as engines
 from gpdl_backend.embedded import SERVER_USER, EmbeddedServer, free_port
 from gpdl_backend.errors import UsageError
 from gpdl_jupyter.cli import main
+from gpdl_jupyter.connection import mask_password
 
 pytestmark = pytest.mark.db
 
@@ -129,14 +130,18 @@ def test_stop_status_and_restart_keep_the_data(own: EmbeddedServer) -> None:
 def test_cli_db_status_stop_start(own: EmbeddedServer, capsys) -> None:
     home = str(own.home)
     code, out, _ = run_cli(capsys, "db", "status", "--home", home)
-    assert code == 0 and f"running: {own.dsn()}" in out and str(own.data_dir) in out
+    masked = mask_password(own.dsn())
+    assert code == 0 and f"running: {masked}" in out and str(own.data_dir) in out
+    assert parse_dsn(own.dsn())["password"] not in out
     code, out, _ = run_cli(capsys, "db", "stop", "--home", home)
     assert (code, out.strip()) == (0, "stopped")
     code, out, _ = run_cli(capsys, "db", "status", "--home", home)
     assert code == 3 and out.startswith("not running")
     code, out, _ = run_cli(capsys, "db", "start", "--no-install", "--home", home)
-    assert code == 0 and out.strip().splitlines()[-1] == own.dsn()
+    assert code == 0 and out.strip().splitlines()[-1] == masked
     assert own.running()
+    code, out, _ = run_cli(capsys, "db", "start", "--show-password", "--home", home)
+    assert code == 0 and out.strip().splitlines()[-1] == own.dsn()
 
 
 def test_cli_home_before_the_subcommand(own: EmbeddedServer, capsys, monkeypatch,
@@ -144,7 +149,7 @@ def test_cli_home_before_the_subcommand(own: EmbeddedServer, capsys, monkeypatch
     monkeypatch.setenv("GPDL_HOME", str(shared_tmp_factory("gpdl-unused-home-")))
     own.start(quiet=True)
     code, out, _ = run_cli(capsys, "--home", str(own.home), "db", "status")
-    assert code == 0 and f"running: {own.dsn()}" in out
+    assert code == 0 and f"running: {mask_password(own.dsn())}" in out
 
 
 def test_cli_db_start_installs_the_backend(shared_tmp_factory, capsys) -> None:

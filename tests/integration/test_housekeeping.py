@@ -135,12 +135,13 @@ def test_a_server_config_belongs_to_the_servers_os_user(own_servers, shared_tmp)
     path.unlink()
 
 
-def test_servers_command_uses_the_recorded_directory(own_servers, capsys) -> None:
+def test_servers_command_uses_the_recorded_directory(own_servers, capsys, monkeypatch) -> None:
     target, directory = own_servers
+    monkeypatch.setenv("HK_SECRET", "s3cr3t-value")  # never on the command line
     code = main(["servers", "add", "hk_cli", "--dsn", target, "--endpoint-url",
-                 "http://127.0.0.1:9", "--key", "K", "--secret", "s3cr3t-value"])
+                 "http://127.0.0.1:9", "--key", "K", "--secret-env", "HK_SECRET"])
     out, err = capsys.readouterr()
-    assert code == 0, err
+    assert code == 0 and err == "", err
     path = directory / "hk_cli.json"
     assert out.strip() == f"server config 'hk_cli' written to {path}"
     assert "s3cr3t-value" not in out + err
