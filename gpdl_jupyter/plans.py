@@ -24,7 +24,7 @@ from gpdl_backend import engine as engines
 from gpdl_backend import predict, selection
 from gpdl_backend.client import TableName, table_name
 from gpdl_backend.images import loader
-from gpdl_backend.mop import driver, tables
+from gpdl_backend.mop import driver, job, tables
 from gpdl_backend.preprocess import _pack_sql, _packed_ddl, _shuffle_sql
 from gpdl_jupyter.connection import mask_password
 from gpdl_jupyter.sqltext import Param, ShownSql, engine_for, literal, shown
@@ -247,9 +247,9 @@ def fit_plan(dsn: str, source_table: str, model_output_table: str,
     """What ``fit_multiple_model`` runs (``gpdl_backend.mop``)."""
     output = tables.OutputTables(table_name(model_output_table))
     source, mst = table_name(source_table), table_name(model_selection_table)
-    validation = table_name(validation_table) if validation_table else None
+    validation = table_name(validation_table) if validation_table is not None else None
     engine, note = engine_for(dsn, num_segments)
-    every = metrics_compute_frequency or num_iterations
+    every = job.metrics_frequency(metrics_compute_frequency, num_iterations)
     frequency = "after the last iteration" if every >= num_iterations else \
         f"every {every} iterations and after the last"
     start = (f"-- warm start: initial weights are those in {output.model}" if warm_start else

@@ -107,6 +107,8 @@ def table_name(text: str) -> TableName:
     Raises:
         UsageError: the name is unsafe or too long.
     """
+    if isinstance(text, str) and not text.strip():
+        raise errors.UsageError(f"unsafe table name {text!r}: it is empty; give a table's name")
     parts = text.split(".") if isinstance(text, str) else []
     if not 1 <= len(parts) <= 2 or not all(_NAME.fullmatch(p) for p in parts):
         raise errors.UsageError(

@@ -130,6 +130,7 @@ def _pack(dsn, source_table, output_table, training_table, buffer_size, normaliz
           num_segments, seed, if_exists, progress) -> PackResult:
     source = table_name(source_table)
     output = table_name(output_table)
+    training_name = table_name(training_table) if training_table is not None else None
     if if_exists not in ("fail", "replace"):
         raise UsageError(f"if_exists must be 'fail' or 'replace', not {if_exists!r}")
     if buffer_size is not None and (not isinstance(buffer_size, int) or buffer_size < 1):
@@ -141,8 +142,8 @@ def _pack(dsn, source_table, output_table, training_table, buffer_size, normaliz
         engine = engines.probe(conn, num_segments)
         with conn.cursor() as cur:
             shape, images = _source_shape(cur, source)
-            if training_table is not None:
-                training = read_summary(cur, table_name(training_table))
+            if training_name is not None:
+                training = read_summary(cur, training_name)
                 classes = list(training["class_values"])
                 normalizing_const = float(training["normalizing_const"])
                 if list(training["image_shape"]) != list(shape):

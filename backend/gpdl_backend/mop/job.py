@@ -77,17 +77,36 @@ def fit_multiple_model(
     """
     if not isinstance(num_iterations, int) or num_iterations < 1:
         raise UsageError(f"num_iterations must be a positive integer, not {num_iterations!r}")
-    frequency = metrics_compute_frequency or num_iterations
-    if not isinstance(frequency, int) or frequency < 1:
-        raise UsageError("metrics_compute_frequency must be a positive integer")
+    frequency = metrics_frequency(metrics_compute_frequency, num_iterations)
+    # Every name is checked before connecting; an empty validation_table is an error,
+    # not "no validation".
     output = tables.OutputTables(table_name(model_output_table))
+    source, mst_table = table_name(source_table), table_name(model_selection_table)
+    validation = table_name(validation_table) if validation_table is not None else None
     with session(dsn) as conn:
-        plan = _new_plan(conn, dsn, output, table_name(source_table),
-                         table_name(model_selection_table),
-                         table_name(validation_table) if validation_table else None,
+        plan = _new_plan(conn, dsn, output, source, mst_table, validation,
                          num_iterations, frequency, warm_start, name, description,
                          use_caching, use_gpus, seed, num_segments)
     return TrainingJob.run(plan, background, listener)
+
+
+def metrics_frequency(metrics_compute_frequency: int | None, num_iterations: int) -> int:
+    """Evaluate every this many iterations: the given count, else ``num_iterations``.
+
+    Raises:
+        UsageError: the count is not a positive integer (0 included: it is not
+            "the default").
+
+    Example:
+        >>> metrics_frequency(None, 10), metrics_frequency(2, 10)
+        (10, 2)
+    """
+    frequency = num_iterations if metrics_compute_frequency is None \
+        else metrics_compute_frequency
+    if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
+        raise UsageError(f"metrics_compute_frequency must be a positive integer, not "
+                         f"{frequency!r}")
+    return frequency
 
 
 def resume(dsn: str, model_output_table: str, background: bool = False,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -250,15 +251,53 @@ def init_weights(GD: Any, model_arch: str, compile_params: str, seed: int) -> by
 
 def check_config(model_arch: str, compile_params: str, fit_params: str,
                  image_shape: list[int], num_classes: int) -> str | None:
-    """Why a configuration cannot train on this data, or None when it can."""
+    """Why a configuration cannot train on this data, or None when it can.
+
+    Everything training would find out later is tried here, before the job
+    makes a table: the parameters parse, Keras builds the model, its input and
+    output fit the data, ``class_weight`` names only the data's classes, and
+    the optimizer is built and takes one step (of zero gradients, on this
+    throwaway model), so values Keras refuses (``SGD(momentum=5.0)``,
+    ``Adam(beta_1='x')``) are refused now.
+    """
     try:
-        selection.parse_compile_params(compile_params)
-        selection.parse_fit_params(fit_params)
+        params = selection.parse_compile_params(compile_params)
+        fit = selection.parse_fit_params(fit_params)
         model = keras_model.build_model(model_arch)
         keras_model.check_fits_data(model, image_shape, num_classes)
+        _check_class_weight(fit, num_classes)
+        _check_optimizer(model, params)
     except UsageError as error:
         return str(error)
     return None
+
+
+def _check_class_weight(fit: selection.FitParams, num_classes: int) -> None:
+    outside = sorted(k for k in fit.class_weight or {} if k >= num_classes)
+    if outside:
+        raise UsageError(f"class_weight names class index {outside[0]} but the data has "
+                         f"{num_classes} classes: indexes 0 to {num_classes - 1}, in the "
+                         "order of the packed table's class_values")
+
+
+def _check_optimizer(model: Any, params: selection.CompileParams) -> None:
+    """Build the optimizer as training does and apply one step of zero gradients.
+
+    Raises:
+        UsageError: Keras refuses the optimizer's arguments, when it is made
+            (``build_optimizer``) or when it first updates the weights.
+    """
+    model.compile(**selection.compile_kwargs(params))
+    keras = keras_model.import_keras()
+    try:
+        model.optimizer.build(model.trainable_variables)
+        zeros = [keras.ops.zeros_like(v) for v in model.trainable_variables]
+        model.optimizer.apply(zeros, model.trainable_variables)
+    except Exception as error:  # TypeError, ValueError, TensorFlow's own errors
+        reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", str(error), flags=re.S).strip()
+        arguments = ", ".join(f"{k}={v!r}" for k, v in params.optimizer_kwargs.items())
+        raise UsageError(f"Keras refused the optimizer {params.optimizer}({arguments}): "
+                         f"{reason or type(error).__name__}") from error
 
 
 def thread_count(num_segments_on_host: int) -> int:
