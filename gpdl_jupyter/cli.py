@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gpdl_backend.errors import GpdlError
 from gpdl_jupyter.progress import tqdm_bar
+from gpdl_jupyter.usage import cli_spelling, table_argument
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -200,7 +201,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
     options = dict(buffer_size=args.buffer_size, seed=args.seed, if_exists=args.if_exists,
                    progress=print)
-    if args.validation_of:
+    if args.validation_of is not None:  # an empty name is refused, not "training data"
         result = preprocess.validation_preprocessor(
             _dsn(args), args.source, args.output, args.validation_of, **options)
     else:
@@ -349,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = sub.add_parser("load", parents=[common], help="load images into a table, in parallel")
     load.add_argument("location")
-    load.add_argument("table")
+    load.add_argument("table", type=table_argument)
     load.add_argument("--dsn")
     load.add_argument("--batch-size", type=int, default=500)
     load.add_argument("--server", help="object-store config name (credentials)")
@@ -361,10 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pre = sub.add_parser("preprocess", parents=[common],
                          help="pack an image table into training buffers")
-    pre.add_argument("source")
-    pre.add_argument("output")
+    pre.add_argument("source", type=table_argument)
+    pre.add_argument("output", type=table_argument)
     pre.add_argument("--dsn")
-    pre.add_argument("--validation-of", metavar="TRAINING_PACKED",
+    pre.add_argument("--validation-of", metavar="TRAINING_PACKED", type=table_argument,
                      help="pack as validation data of this packed training table")
     pre.add_argument("--buffer-size", type=int)
     pre.add_argument("--normalizing-const", type=float, default=255.0)
@@ -374,11 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser("fit", parents=[common],
                          help="train every configuration with model hopper parallelism")
-    fit.add_argument("source", help="packed training table")
-    fit.add_argument("output", help="model output table")
-    fit.add_argument("mst_table", help="model selection table")
+    fit.add_argument("source", type=table_argument, help="packed training table")
+    fit.add_argument("output", type=table_argument, help="model output table")
+    fit.add_argument("mst_table", type=table_argument, help="model selection table")
     fit.add_argument("--iterations", type=int, default=10)
-    fit.add_argument("--validation", help="packed validation table")
+    fit.add_argument("--validation", type=table_argument, help="packed validation table")
     fit.add_argument("--metrics-frequency", type=int, help="evaluate every N iterations")
     fit.add_argument("--use-gpus", action="store_true")
     fit.add_argument("--warm-start", action="store_true")
@@ -390,13 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
     fit.set_defaults(handler=cmd_fit)
 
     res = sub.add_parser("resume", parents=[common], help="continue a training job")
-    res.add_argument("output")
+    res.add_argument("output", type=table_argument)
     res.add_argument("--dsn")
     res.set_defaults(handler=cmd_resume)
 
     for name, text in (("status", "show a training job"), ("stop", "stop a training job")):
         job = sub.add_parser(name, parents=[common], help=text)
-        job.add_argument("output")
+        job.add_argument("output", type=table_argument)
         job.add_argument("--mst-key", type=int, help="stop one configuration only")
         job.add_argument("--dsn")
         job.set_defaults(handler=cmd_job)
@@ -424,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except GpdlError as error:
-        print(f"gpdl: error: {error}", file=sys.stderr)
+        print(f"gpdl: error: {cli_spelling(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gpdl: interrupted", file=sys.stderr)

@@ -1,6 +1,7 @@
 """``%gpdl`` / ``%%gpdl``: one magic, its options as traitlets, commands through a dict.
 
-The magic fills in ``{{name}}`` from the notebook's namespace, splits the line,
+The magic splits the line into words and fills ``{{name}}`` in from the
+notebook's namespace inside its word (a value is one argument, never options),
 hands the words to the command's parser (``gpdl_jupyter.magics.commands``) and
 the parsed arguments to the command, which calls one API function. Mistakes
 (bad options, unknown tables, gpdl's own errors) become one-line IPython
@@ -30,8 +31,9 @@ from traitlets.config.configurable import Configurable
 from gpdl_backend.errors import GpdlError, UsageError
 from gpdl_jupyter.magics import commands
 from gpdl_jupyter.magics.commands import COMMANDS, Context
-from gpdl_jupyter.magics.parsing import HelpShown, body_words, split_words, substitute
+from gpdl_jupyter.magics.parsing import HelpShown, body_words, substitute, substitute_words
 from gpdl_jupyter.magics.pyproject import find_pyproject, gpdl_options
+from gpdl_jupyter.usage import cli_spelling
 
 __all__ = ["GpdlMagic", "one_line"]
 
@@ -157,8 +159,8 @@ class GpdlMagic(Magics, Configurable):
             return self.execute(line, cell)
         except HelpShown:
             return None
-        except GpdlError as error:
-            raise IPythonUsageError(one_line(error)) from error
+        except GpdlError as error:  # hints in the options' spelling, as typed here
+            raise IPythonUsageError(cli_spelling(one_line(error))) from error
 
     def execute(self, line: str, cell: str | None = None) -> Any:
         """Substitute, split, parse and run one command (gpdl errors are not converted).
@@ -167,7 +169,7 @@ class GpdlMagic(Magics, Configurable):
             UsageError: an unknown command, bad arguments, or what the command raises.
         """
         namespace = self.shell.user_ns if self.shell is not None else {}
-        words = split_words(substitute(line, namespace))
+        words = substitute_words(line, namespace)  # a {{value}} is one word, never options
         if not words or words[0] in ("-h", "--help", "help"):
             print(commands.overview())
             return None
@@ -178,11 +180,13 @@ class GpdlMagic(Magics, Configurable):
             hint = f"did you mean {close[0]}? " if close else ""
             raise UsageError(f"%gpdl has no command {name!r}; {hint}commands: "
                              f"{', '.join(COMMANDS)}")
-        body = substitute(cell, namespace) if cell is not None else None
+        body = cell
         if body is not None and module.BODY == "options":
-            rest += body_words(body)
+            rest += substitute_words(body, namespace, comments=True)
             body = None
-        elif body is not None and module.BODY == "none" and body_words(body):
+        elif body is not None:
+            body = substitute(body, namespace)  # content: the YAML / JSON text itself
+        if body is not None and module.BODY == "none" and body_words(body):
             raise UsageError(f"%%gpdl {name} takes no cell body; use the line form %gpdl {name}")
         context = self.context(body)
         args = commands.parse(name, rest, context)

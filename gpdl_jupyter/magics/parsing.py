@@ -1,7 +1,10 @@
 """Turning a ``%gpdl`` line and ``%%gpdl`` cell into arguments: pure functions, no database.
 
-- :func:`substitute` fills ``{{name}}`` from the notebook's namespace, as
-  jupysql does (Jinja expressions, undefined names refused).
+- :func:`substitute_words` splits a command line (or a cell body of options)
+  into words like a shell, then fills each ``{{expression}}`` in from the
+  notebook's namespace inside its word (Jinja expressions, undefined names
+  refused), so a value is one argument and never options; :func:`substitute`
+  fills in a whole text (a YAML or JSON cell body), as jupysql does.
 - :func:`split_words` splits a command line like a shell; :func:`body_words`
   reads a cell body as more options, one or more per line, ``#`` comments allowed.
 - :func:`parse_body` reads a YAML or Python-dict cell body (YAML's ``1e-3`` is
@@ -11,14 +14,15 @@
 
 Example::
 
-    words = split_words(substitute("load {{folder}} images", {"folder": "/data"}))
-    # ['load', '/data', 'images']
+    words = substitute_words("load {{folder}} images", {"folder": "/my data"})
+    # ['load', '/my data', 'images']
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import re
 import shlex
 from collections.abc import Mapping
@@ -35,6 +39,7 @@ __all__ = [
     "parse_body",
     "split_words",
     "substitute",
+    "substitute_words",
 ]
 
 
@@ -83,6 +88,71 @@ def substitute(text: str, namespace: Mapping[str, Any]) -> str:
     """
     if "{{" not in text:
         return text
+    return _render(text, namespace)
+
+
+_EXPRESSION = re.compile(r"\{\{.*?\}\}", re.S)
+_MARKED = re.compile(r"\x00(\d+)\x00")  # where an expression stood, while splitting
+
+
+def substitute_words(text: str, namespace: Mapping[str, Any],
+                     comments: bool = False) -> list[str]:
+    """Split ``text`` into words, then fill each ``{{expression}}`` in as part of its word.
+
+    A value never adds words: ``{{t}}`` with ``t = "x --if-exists replace"`` is
+    the one word ``x --if-exists replace``, not an option. A word that a value
+    begins cannot be an option either (``-1`` and other numbers are fine).
+
+    Args:
+        text: a command line, or a cell body of more options.
+        namespace: the notebook's variables.
+        comments: ``#`` starts a comment (cell bodies). Defaults to False.
+
+    Raises:
+        UsageError: an undefined name, a malformed template, ``{% ... %}``
+            (it would write words), a value that reads as an option, or
+            unbalanced quotes.
+
+    Example:
+        >>> substitute_words("load {{folder}} t", {"folder": "/my data"})
+        ['load', '/my data', 't']
+    """
+    if "{%" in text:
+        raise UsageError("only {{expression}} is filled in on a %gpdl line, not {% ... %}")
+    expressions = [match.group(0) for match in _EXPRESSION.finditer(text)]
+    numbers = itertools.count()
+    marked = _EXPRESSION.sub(lambda _match: f"\x00{next(numbers)}\x00", text)
+    try:
+        words = shlex.split(marked, comments=comments, posix=True)
+    except ValueError as error:
+        raise UsageError(f"cannot split {text.strip()!r}: {error}") from error
+
+    def value(mark: re.Match[str]) -> str:  # only the expressions left in words (not comments)
+        return _render(expressions[int(mark.group(1))], namespace)
+
+    filled = []
+    for word in words:
+        first = _MARKED.match(word)
+        if first and _looks_like_option(value(first)):
+            raise UsageError(f"{expressions[int(first.group(1))]} gave {value(first)!r}, which "
+                             "reads as an option: a value fills in one argument; write "
+                             "options in the line itself")
+        filled.append(_MARKED.sub(value, word))
+    return filled
+
+
+def _looks_like_option(value: str) -> bool:
+    if not value.startswith("-"):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return False
+
+
+def _render(text: str, namespace: Mapping[str, Any]) -> str:
+    """Render a Jinja template with the notebook's variables (undefined names refused)."""
     import jinja2
 
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined,

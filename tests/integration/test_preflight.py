@@ -1,4 +1,4 @@
-"""Jobs the server's pre-flight check refuses before any table exists.
+"""Jobs the server's pre-flight check refuses before any table exists; CLI hints as options.
 
 ``fit_multiple_model`` asks ``gpdl.check_config`` in the server about every
 configuration: optimizer values Keras rejects only once it trains
@@ -14,6 +14,7 @@ import pytest
 
 from gpdl_backend.errors import UsageError
 from gpdl_backend.mop.job import fit_multiple_model
+from gpdl_jupyter.cli import main
 from tests.integration import trainer_helpers as h
 
 pytestmark = pytest.mark.db
@@ -47,3 +48,10 @@ def test_refused_before_any_table(dsn: str, ids: dict[str, int], compile_params:
     assert time.monotonic() - started < 60  # refused while planning, not after training
     assert h.output_tables_exist(dsn, OUTPUT) == []
 
+
+def test_cli_hint_in_option_spelling(dsn: str, ids: dict[str, int], capsys) -> None:
+    code = main(["preprocess", "trainer_images", h.TRAIN, "--dsn", dsn])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        f"gpdl: error: table {h.TRAIN} already exists; pass --if-exists replace")

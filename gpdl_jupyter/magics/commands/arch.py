@@ -19,13 +19,15 @@ from gpdl_jupyter import api
 from gpdl_jupyter.magics.commands.context import Context
 from gpdl_jupyter.magics.parsing import CommandParser
 from gpdl_jupyter.sqltext import ShownSql
+from gpdl_jupyter.usage import table_argument
 
 HELP = "edit architectures (widget), or add one from the cell body / --from VARIABLE"
 BODY = "content"
 
 
 def add_arguments(parser: CommandParser, context: Context) -> None:
-    parser.add_argument("table", help="model architecture table (created when missing)")
+    parser.add_argument("table", type=table_argument,
+                        help="model architecture table (created when missing)")
     parser.add_argument("--from", dest="source", metavar="VARIABLE",
                         help="notebook variable holding a keras.Model, its JSON or a dict")
     parser.add_argument("--name", help="name of the model")
@@ -33,7 +35,7 @@ def add_arguments(parser: CommandParser, context: Context) -> None:
     parser.add_argument("--model-id", type=int,
                         help="adding: the model_id to use (default: next); editor: the "
                         "model to start from")
-    parser.add_argument("--select", metavar="MST_TABLE",
+    parser.add_argument("--select", metavar="MST_TABLE", type=table_argument,
                         help="editor: the model selection table new models are added to")
     parser.add_argument("--input-shape", type=int, nargs=3, metavar=("H", "W", "C"),
                         help="editor: the images' shape (default: the model's)")

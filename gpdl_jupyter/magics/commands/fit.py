@@ -13,18 +13,20 @@ from gpdl_jupyter import api
 from gpdl_jupyter.magics.commands._training import show_job
 from gpdl_jupyter.magics.commands.context import Context
 from gpdl_jupyter.magics.parsing import CommandParser
+from gpdl_jupyter.usage import table_argument
 
 HELP = "train every configuration at once (model hopper parallelism); live curves"
 BODY = "options"
 
 
 def add_arguments(parser: CommandParser, context: Context) -> None:
-    parser.add_argument("source", help="packed training table")
-    parser.add_argument("output", help="model output table (plus _info, _summary, _progress)")
-    parser.add_argument("mst_table", help="model selection table")
+    parser.add_argument("source", type=table_argument, help="packed training table")
+    parser.add_argument("output", type=table_argument,
+                        help="model output table (plus _info, _summary, _progress)")
+    parser.add_argument("mst_table", type=table_argument, help="model selection table")
     parser.add_argument("--iterations", type=int, default=context.iterations,
                         help=f"passes over the data (default {context.iterations})")
-    parser.add_argument("--validation", help="packed validation table")
+    parser.add_argument("--validation", type=table_argument, help="packed validation table")
     parser.add_argument("--metrics-frequency", type=int,
                         help="evaluate every N iterations (default: after the last)")
     parser.add_argument("--use-gpus", action="store_true", help="one GPU per segment")

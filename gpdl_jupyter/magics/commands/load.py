@@ -9,6 +9,7 @@ from gpdl_jupyter import api
 from gpdl_jupyter.magics.commands.context import Context
 from gpdl_jupyter.magics.parsing import CommandParser
 from gpdl_jupyter.progress import progress_bar
+from gpdl_jupyter.usage import table_argument
 
 HELP = "load images from a directory or object store into a table, in parallel"
 BODY = "options"
@@ -17,7 +18,7 @@ BODY = "options"
 def add_arguments(parser: CommandParser, context: Context) -> None:
     parser.add_argument("location", help="directory, glob or URL (s3://, gs://, http(s)://); "
                         "an image's label is its folder's name")
-    parser.add_argument("table", help="image table to create")
+    parser.add_argument("table", type=table_argument, help="image table to create")
     parser.add_argument("--batch-size", type=int, default=context.batch_size,
                         help=f"images per row (default {context.batch_size})")
     parser.add_argument("--server", help="object-store config (credentials) on the database host")

@@ -17,22 +17,25 @@ from gpdl_backend.errors import UsageError
 from gpdl_jupyter import api
 from gpdl_jupyter.magics.commands.context import Context
 from gpdl_jupyter.magics.parsing import CommandParser
+from gpdl_jupyter.usage import table_argument
 
 HELP = "top-k classes of an image (widget, --image FILE) or of a table (--table, --output)"
 BODY = "options"
 
 
 def add_arguments(parser: CommandParser, context: Context) -> None:
-    parser.add_argument("model_table", help="trained model table (from fit)")
+    parser.add_argument("model_table", type=table_argument, help="trained model table (from fit)")
     parser.add_argument("--mst-key", type=int,
                         help="the configuration (default: widget: the best one; --image, "
                         "--table: the table's only one)")
     parser.add_argument("-k", "--k", type=int, default=3, help="classes to show (default 3)")
-    parser.add_argument("--images", metavar="IMAGE_TABLE",
+    parser.add_argument("--images", metavar="IMAGE_TABLE", type=table_argument,
                         help="widget: stored images to choose from")
     parser.add_argument("--image", metavar="FILE", help="predict this image file")
-    parser.add_argument("--table", metavar="IMAGE_TABLE", help="predict every image of a table")
-    parser.add_argument("--output", metavar="TABLE", help="with --table: the table to create")
+    parser.add_argument("--table", metavar="IMAGE_TABLE", type=table_argument,
+                        help="predict every image of a table")
+    parser.add_argument("--output", metavar="TABLE", type=table_argument,
+                        help="with --table: the table to create")
     parser.add_argument("--pred-type",
                         help="with --table: response (default), prob, an integer k, a threshold")
     parser.add_argument("--if-exists", default="fail", choices=["fail", "replace"])

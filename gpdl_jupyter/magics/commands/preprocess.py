@@ -8,15 +8,17 @@ from typing import Any
 from gpdl_jupyter import api
 from gpdl_jupyter.magics.commands.context import Context
 from gpdl_jupyter.magics.parsing import CommandParser
+from gpdl_jupyter.usage import table_argument
 
 HELP = "pack an image table into training (or validation) buffers over the segments"
 BODY = "options"
 
 
 def add_arguments(parser: CommandParser, context: Context) -> None:
-    parser.add_argument("source", help="image table (from load)")
-    parser.add_argument("output", help="packed table to create (plus OUTPUT_summary)")
-    parser.add_argument("--validation-of", metavar="TRAINING_PACKED",
+    parser.add_argument("source", type=table_argument, help="image table (from load)")
+    parser.add_argument("output", type=table_argument,
+                        help="packed table to create (plus OUTPUT_summary)")
+    parser.add_argument("--validation-of", metavar="TRAINING_PACKED", type=table_argument,
                         help="pack as validation data of this packed training table")
     parser.add_argument("--buffer-size", type=int,
                         help="images per buffer (default: an even share per segment)")

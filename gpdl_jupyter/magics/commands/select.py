@@ -28,6 +28,7 @@ from gpdl_backend.errors import UsageError
 from gpdl_jupyter import api
 from gpdl_jupyter.magics.commands.context import Context
 from gpdl_jupyter.magics.parsing import CommandParser, parse_body
+from gpdl_jupyter.usage import table_argument
 
 HELP = "write a model selection table: grid/random search or lists, from a YAML/dict body"
 BODY = "content"
@@ -48,8 +49,9 @@ KEYS = {
 
 
 def add_arguments(parser: CommandParser, context: Context) -> None:
-    parser.add_argument("table", help="model selection table to write")
-    parser.add_argument("--arch", dest="model_arch_table", help="model architecture table")
+    parser.add_argument("table", type=table_argument, help="model selection table to write")
+    parser.add_argument("--arch", dest="model_arch_table", type=table_argument,
+                        help="model architecture table")
     parser.add_argument("--model-ids", type=int, nargs="+", help="architecture ids")
     parser.add_argument("--search", dest="search_type", choices=["grid", "random"],
                         help="search over the grids (default grid)")

@@ -8,13 +8,15 @@ from typing import Any
 from gpdl_jupyter import api
 from gpdl_jupyter.magics.commands.context import Context
 from gpdl_jupyter.magics.parsing import CommandParser
+from gpdl_jupyter.usage import table_argument
 
 HELP = "a training job's progress and metrics; without a job, which database and segments"
 BODY = "none"
 
 
 def add_arguments(parser: CommandParser, context: Context) -> None:
-    parser.add_argument("output", nargs="?", help="the job's model output table")
+    parser.add_argument("output", nargs="?", type=table_argument,
+                        help="the job's model output table")
 
 
 def run(args: argparse.Namespace, context: Context) -> Any:

@@ -8,13 +8,14 @@ from typing import Any
 from gpdl_jupyter import api
 from gpdl_jupyter.magics.commands.context import Context
 from gpdl_jupyter.magics.parsing import CommandParser
+from gpdl_jupyter.usage import table_argument
 
 HELP = "stop a training job (or one configuration); resume continues it"
 BODY = "none"
 
 
 def add_arguments(parser: CommandParser, context: Context) -> None:
-    parser.add_argument("output", help="the job's model output table")
+    parser.add_argument("output", type=table_argument, help="the job's model output table")
     parser.add_argument("--mst-key", type=int, help="stop this configuration only")
 
 
