@@ -595,7 +595,7 @@ GREENPLUM = [
         run on this machine here, so they read a local folder (readable by `gpadmin`).
         On several hosts, put the images where every segment host reaches them: a shared
         file system, or object storage with a named server config on every host
-        (`gpdl servers add minio --endpoint-url ... --key ... --secret ...`, then
+        (`gpdl servers add minio --endpoint-url ... --key ... --secret -` with the secret on stdin, then
         `%gpdl load s3://images/train train_images --server minio`; see `02_object_storage`).
         """),
     code("""
