@@ -1,13 +1,17 @@
-"""The quickstart in a real browser: JupyterLab on loopback, driven by Playwright in chromium.
+"""The quickstart and every widget in a real browser: JupyterLab on loopback, Playwright.
 
 JupyterLab runs from this Python on a free 127.0.0.1 port, with its own
 settings (notebook windowing off, so every cell is in the DOM), a token, and
 ``DATABASE_URL`` set to the test server. Playwright (Python) drives Debian's
-``/usr/bin/chromium`` (never a browser of its own): open the quickstart, run
-all cells, wait until every code cell ran, then check what the live widgets
-drew: one legend entry per configuration in the learning curves, k bars in
-the top-k chart. Screenshots go to ``tests/browser/screenshots/`` (or
-``$GPDL_SCREENSHOTS``); their paths are printed.
+``/usr/bin/chromium`` (never a browser of its own). It opens the quickstart
+and clicks Run All once its kernel is idle, waits until
+every code cell ran (failing at the first error output or widget that cannot
+display), then checks what a user sees: the learning curves' traces and
+legend, k bars in the top-k chart, both again after a page reload. A second
+notebook, written here, shows the other widgets on the quickstart's tables:
+the architecture editor (visible number fields, add a layer, save), a fresh
+top-k widget and the GPU monitor. Screenshots go to
+``tests/browser/screenshots/`` (or ``$GPDL_SCREENSHOTS``); their paths are printed.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from gpdl_backend.embedded import free_port
@@ -39,6 +44,15 @@ QUICKSTART = ROOT / "notebooks" / "01_quickstart.ipynb"
 SCREENSHOTS = Path(os.environ.get("GPDL_SCREENSHOTS") or Path(__file__).parent / "screenshots")
 CONFIGURATIONS, K = 4, 3  # the quickstart's grid (2 models x 2 learning rates) and top-k
 RUN_TIMEOUT_S = 600
+WIDGETS = "widgets.ipynb"
+WIDGET_CELLS = (
+    "%load_ext gpdl_jupyter\n%gpdl connect",
+    "editor = %gpdl arch fashion_arch --model-id 1 --select fashion_mst\neditor",
+    "fresh = %gpdl predict fashion_models -k 3 --images fashion_test\nfresh",
+    "%gpdl gpu",
+)
+"""The other widgets, on the tables the quickstart made (the editor on cnn-8)."""
+NUMBER_FIELDS = 4  # cnn-8: Conv2D filters and kernel, MaxPooling2D pool size, Dense units
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium)",
@@ -61,6 +75,11 @@ def jupyter_lab(dsn: str, shared_tmp_factory) -> Iterator[tuple[str, str, Path]]
     """JupyterLab serving a copy of the quickstart: ``(base URL, token, root dir)``."""
     root = shared_tmp_factory("gpdl-lab-")
     shutil.copy(QUICKSTART, root / QUICKSTART.name)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c)
+                                               for c in WIDGET_CELLS])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, root / WIDGETS)
     settings = shared_tmp_factory("gpdl-lab-settings-")
     _lab_settings(settings)
     port, token = free_port(), secrets.token_hex(16)
@@ -101,24 +120,33 @@ def jupyter_lab(dsn: str, shared_tmp_factory) -> Iterator[tuple[str, str, Path]]
 
 @pytest.fixture(scope="module")
 def page(jupyter_lab) -> Iterator:
-    """A chromium page on the quickstart in JupyterLab, logged in with the token."""
+    """A chromium page on the quickstart in JupyterLab, logged in with the token.
+
+    Returned once the kernel is idle: Run All clicked while it starts was
+    ignored or met a "Select Kernel" dialog here (on a loaded machine), so the
+    start-up case is covered by the unit test of ``sync_figure`` and by the
+    reload test below (both make views from the kernel's synced state).
+    """
     base, token, _ = jupyter_lab
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60_000)
-            page.goto(f"{base}/lab/tree/{QUICKSTART.name}?token={token}")
-            page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-            _wait_for_kernel_idle(page, 120)
-            page.wait_for_timeout(1000)
-            dialog = page.locator(".jp-Dialog .jp-mod-accept")  # "Select Kernel", if asked
-            if dialog.count():
-                dialog.first.click()
-                _wait_for_kernel_idle(page, 120)
+            _open(page, f"{base}/lab/tree/{QUICKSTART.name}?token={token}")
             yield page
         finally:
             browser.close()
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    _wait_for_kernel_idle(page, 180)
+    dialog = page.locator(".jp-Dialog .jp-mod-accept")  # "Select Kernel", if asked
+    if dialog.count():
+        dialog.first.click()
+        _wait_for_kernel_idle(page, 180)
 
 
 def _wait_for_kernel_idle(page, timeout_s: float) -> None:
@@ -128,6 +156,7 @@ def _wait_for_kernel_idle(page, timeout_s: float) -> None:
         if status.count() and status.first.get_attribute("data-status") == "idle":
             return
         page.wait_for_timeout(500)
+    _shot(page, "kernel-not-idle")
     pytest.fail("the kernel did not become idle")
 
 
@@ -144,21 +173,35 @@ def _run_all(page) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
 
 
-def _wait_until_all_ran(page, timeout_s: float) -> None:
+def _started(page) -> bool:
+    """Whether a code cell is queued, running or done (``[*]:`` or ``[3]:``)."""
+    texts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+    return any(re.fullmatch(r"\[(\*|\d+)\]:", t.strip()) for t in texts)
+
+
+def _fail_on_errors(page, name: str) -> None:
+    """Fail at once on an error output or a widget that cannot display (not at the timeout)."""
+    errors = page.locator('[data-mime-type="application/vnd.jupyter.error"], '
+                          '.jp-OutputArea-output:has-text("Error displaying widget")')
+    if errors.count():
+        _shot(page, f"{name}-error")
+        pytest.fail(f"{name}: a cell failed in JupyterLab:\n"
+                    + errors.first.inner_text()[-3000:])
+
+
+def _wait_until_all_ran(page, timeout_s: float, name: str = "quickstart") -> None:
     """Every code cell shows an execution count; fail at once on an error output."""
     prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        errors = page.locator('[data-mime-type="application/vnd.jupyter.error"]')
-        if errors.count():
-            _shot(page, "quickstart-error")
-            pytest.fail("a cell failed in JupyterLab:\n" + errors.first.inner_text()[-3000:])
+        _fail_on_errors(page, name)
         texts = prompts.all_inner_texts()
         if texts and all(re.fullmatch(r"\[\d+\]:", t.strip()) for t in texts):
+            _fail_on_errors(page, name)
             return
         page.wait_for_timeout(1000)
-    _shot(page, "quickstart-timeout")
-    pytest.fail(f"the quickstart did not finish in {timeout_s} s")
+    _shot(page, f"{name}-timeout")
+    pytest.fail(f"{name} did not finish in {timeout_s} s")
 
 
 def _count(locator, expected: int, timeout_s: float = 60) -> int:
@@ -169,11 +212,35 @@ def _count(locator, expected: int, timeout_s: float = 60) -> int:
     return locator.count()
 
 
+def _until(check, timeout_s: float = 60):
+    """Poll ``check()`` until it returns something true; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := check()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return value
+
+
+def _drawn_lines(plot) -> int:
+    """Scatter traces plotly drew with at least two points (an SVG path with a segment)."""
+    return plot.locator("g.scatterlayer g.trace path.js-line").evaluate_all(
+        "paths => paths.filter(p => /[0-9][ ,]*L/.test(p.getAttribute('d') || '')).length")
+
+
+def _visible_number_inputs(widget) -> int:
+    """Number fields Chromium really shows (computed visibility and a size)."""
+    return widget.locator("input[type=number]").evaluate_all(
+        "inputs => inputs.filter(i => getComputedStyle(i).visibility === 'visible' "
+        "&& i.getBoundingClientRect().width > 0).length")
+
+
 @pytest.fixture(scope="module")
 def ran(page):
     """The quickstart after Run All Cells, every cell done."""
     started = time.monotonic()
     _run_all(page)
+    if not _until(lambda: _started(page), 30):  # clicked while Run All was still disabled
+        _run_all(page)
+        assert _until(lambda: _started(page), 60), "Run All started no cell"
     _wait_until_all_ran(page, RUN_TIMEOUT_S)
     print(f"ran the quickstart in JupyterLab in {time.monotonic() - started:.0f} s")
     _shot(page, "quickstart-page")
@@ -185,6 +252,10 @@ def test_learning_curves_draw_one_legend_entry_per_configuration(ran) -> None:
     curves.scroll_into_view_if_needed()
     legend = curves.locator(".js-plotly-plot g.legend g.traces")
     assert _count(legend, CONFIGURATIONS) == CONFIGURATIONS
+    assert "cnn-8" in (legend.first.text_content() or "")  # the model's name, not "model 1"
+    # Run All during kernel start-up: the traces are drawn, not plotly's empty axes.
+    lines = _until(lambda: _drawn_lines(curves) >= 2 * CONFIGURATIONS and _drawn_lines(curves))
+    assert lines >= 2 * CONFIGURATIONS  # training and validation of each, hops too
     header = curves.locator(".widget-html-content", has_text=re.compile(r"· finished · iteration"))
     assert _count(header, 1) == 1
     _shot(curves, "learning-curves")
@@ -204,3 +275,86 @@ def test_static_snapshots_render_too(ran) -> None:
     widgets = ran.locator(".gpdl-learning-curves .js-plotly-plot, .gpdl-topk .js-plotly-plot")
     assert widgets.count() == 2
     assert _count(ran.locator(".jp-Notebook .js-plotly-plot"), 4) == 4
+
+
+@pytest.fixture(scope="module")
+def widgets_page(ran, jupyter_lab):
+    """The second notebook (editor, fresh top-k, GPU monitor), all cells run."""
+    base, token, _ = jupyter_lab
+    _open(ran, f"{base}/lab/tree/{WIDGETS}?reset&token={token}")
+    _run_all(ran)
+    if not _until(lambda: _started(ran), 30):
+        _run_all(ran)
+    _wait_until_all_ran(ran, 300, "widgets")
+    return ran
+
+
+def test_editor_shows_editable_fields_and_saves(widgets_page) -> None:
+    editor = widgets_page.locator(".gpdl-arch-editor").first
+    editor.wait_for()
+    editor.scroll_into_view_if_needed()
+    assert _until(lambda: _visible_number_inputs(editor) == NUMBER_FIELDS), \
+        f"{_visible_number_inputs(editor)} number fields shown, not {NUMBER_FIELDS}"
+    _shot(editor, "editor")
+    summary = editor.locator(".widget-html-content", has_text="parameters ·").first
+    before = summary.inner_text()
+    filters = editor.locator("input[type=number]").first  # the Conv2D's filters
+    filters.fill("16")
+    filters.press("Enter")
+    assert _until(lambda: summary.inner_text() != before), "editing a field changed nothing"
+    edited = summary.inner_text()
+    editor.get_by_role("button", name="Add layer").click()
+    assert _until(lambda: summary.inner_text() != edited), "adding a layer changed nothing"
+    assert "5 layers" in summary.inner_text()
+    editor.get_by_role("button", name="Save as new model").click()
+    status = editor.locator(".widget-html-content", has_text="saved as model_id")
+    assert _count(status, 1) == 1, "save showed no status"
+    editor.get_by_role("button", name=re.compile("^Add to selection")).click()
+    added = editor.locator(".widget-html-content", has_text="added to fashion_mst")
+    assert _count(added, 1) == 1
+    _shot(editor, "editor-saved")
+
+
+def test_topk_first_state_says_what_to_do(widgets_page) -> None:
+    topk = widgets_page.locator(".gpdl-topk").first
+    topk.scroll_into_view_if_needed()
+    assert "choose a stored image" in topk.locator("select").first.evaluate(
+        "s => s.options[s.selectedIndex] ? s.options[s.selectedIndex].text : ''")
+    assert topk.locator("img").evaluate_all(
+        "imgs => imgs.filter(i => i.offsetParent !== null).length") == 0  # no broken image
+    note = topk.locator(".js-plotly-plot .annotation-text", has_text="no image yet")
+    assert _count(note, 1) == 1
+    _shot(topk, "topk-first-state")
+    topk.locator("select").first.select_option(index=1)  # a stored image, as a user picks
+    assert _count(topk.locator(".js-plotly-plot .bars .point"), K) == K
+    _shot(topk, "topk-chosen")
+
+
+def test_gpu_monitor_draws_its_hosts(widgets_page) -> None:
+    monitor = widgets_page.locator(".gpdl-gpu-monitor").first
+    monitor.scroll_into_view_if_needed()
+    assert _until(lambda: monitor.locator(".js-plotly-plot g.legend g.traces").count())
+    assert _until(lambda: _drawn_lines(monitor) >= 2), "no host was drawn"
+    assert monitor.locator("table.gpdl-table tbody tr").count() >= 1
+    _shot(monitor, "gpu-monitor")
+
+
+def test_charts_draw_again_when_reopened(ran, jupyter_lab) -> None:
+    """The quickstart reopened (a page load) with its kernel alive: the views are made
+    from the kernel's state. Last: it leaves the page on the quickstart."""
+    base, token, _ = jupyter_lab
+    _open(ran, f"{base}/lab/tree/{QUICKSTART.name}?reset&token={token}")
+    curves = ran.locator(".gpdl-learning-curves").first
+    try:
+        curves.wait_for()
+    except playwright_api.Error:
+        _shot(ran, "reopened-no-curves")
+        raise
+    curves.scroll_into_view_if_needed()
+    lines = _until(lambda: _drawn_lines(curves) >= 2 * CONFIGURATIONS and _drawn_lines(curves))
+    assert lines >= 2 * CONFIGURATIONS
+    topk = ran.locator(".gpdl-topk").first
+    topk.scroll_into_view_if_needed()
+    assert _count(topk.locator(".js-plotly-plot .bars .point"), K) == K
+    _fail_on_errors(ran, "reload")
+    _shot(curves, "learning-curves-after-reload")
