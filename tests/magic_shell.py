@@ -7,6 +7,8 @@ from typing import Any
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
+NOWHERE = "postgresql://someone:secret@127.0.0.1:9/nothing"  # port 9: refused at once
+
 
 class RaisingShell(InteractiveShell):
     """An ``InteractiveShell`` whose ``run_cell`` raises the cell's error instead of printing it."""

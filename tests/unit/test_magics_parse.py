@@ -22,29 +22,7 @@ from gpdl_jupyter.magics.commands.select import settings
 from gpdl_jupyter.magics.parsing import body_words, parse_body, split_words, substitute
 from gpdl_jupyter.results import Table
 from gpdl_jupyter.sqltext import ShownSql
-from tests.magic_shell import RaisingShell
-
-NOWHERE = "postgresql://someone:secret@127.0.0.1:9/nothing"  # port 9: refused at once
-
-
-@pytest.fixture(autouse=True)
-def _fresh_connection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """No connection chosen, no $DATABASE_URL, no pyproject.toml above the cwd."""
-    connection.CURRENT.reset()
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-    yield
-    connection.CURRENT.reset()
-
-
-@pytest.fixture
-def shell() -> RaisingShell:
-    """A re-raising shell with gpdl loaded, 2 segments, pointed at nothing."""
-    ip = RaisingShell.new()
-    ip.run_cell("%load_ext gpdl_jupyter")
-    ip.run_cell("%config GpdlMagic.num_segments = 2")
-    ip.run_cell(f"%config GpdlMagic.dsn = '{NOWHERE}'")
-    return ip
+from tests.magic_shell import NOWHERE, RaisingShell
 
 
 def magic(ip: RaisingShell) -> GpdlMagic:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import re
-from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError as IPythonUsageError
@@ -18,31 +17,11 @@ from gpdl_backend.errors import UsageError
 from gpdl_backend.mop.job import fit_multiple_model
 from gpdl_backend.mop.worker import check_config
 from gpdl_backend.preprocess import validation_preprocessor
-from gpdl_jupyter import api, cli, connection
+from gpdl_jupyter import api, cli
 from gpdl_jupyter.magics.commands import COMMANDS
 from gpdl_jupyter.magics.parsing import substitute_words
 from gpdl_jupyter.usage import cli_spelling
-from tests.magic_shell import RaisingShell
-
-NOWHERE = "postgresql://someone:secret@127.0.0.1:9/nothing"  # port 9: refused at once
-
-
-@pytest.fixture(autouse=True)
-def _fresh_connection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    connection.CURRENT.reset()
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-    yield
-    connection.CURRENT.reset()
-
-
-@pytest.fixture
-def shell() -> RaisingShell:
-    ip = RaisingShell.new()
-    ip.run_cell("%load_ext gpdl_jupyter")
-    ip.run_cell("%config GpdlMagic.num_segments = 2")
-    ip.run_cell(f"%config GpdlMagic.dsn = '{NOWHERE}'")
-    return ip
+from tests.magic_shell import NOWHERE, RaisingShell
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
