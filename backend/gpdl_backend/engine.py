@@ -165,7 +165,7 @@ class Engine:
             ).format(call=call)
         return sql.SQL("SELECT * FROM {}").format(call)
 
-    # --- appended: server processes, segment counts, checks ----------------
+    # --- server processes, segment counts, checks -------------------------
     def session_backends(self, prefix: str = "gpdl:") -> sql.Composable:
         """The query of ``(pid, application_name)`` of every server process of the
         sessions whose ``application_name`` starts with ``prefix``.
