@@ -200,10 +200,10 @@ class TrainingJob:
             rows = cur.fetchall()
         configs = [dict(zip(names, row[:-1], strict=True)) for row in rows]
         # Configurations stopped one by one train no more; a whole-job stop can resume.
-        alone = [row[-1] for row in rows]
-        stopped_units = sum(c["units_done"] for c, one in zip(configs, alone, strict=True)
-                            if one)
-        active = alone.count(False)
+        stopped_alone = [row[-1] for row in rows]
+        stopped_units = sum(c["units_done"] for c, stopped in
+                            zip(configs, stopped_alone, strict=True) if stopped)
+        active = stopped_alone.count(False)
         units_total = active * segments * total_iterations + stopped_units
         return JobStatus(status, done, total_iterations, units_done, units_total, error, configs)
 
