@@ -127,8 +127,13 @@ def substitute_words(text: str, namespace: Mapping[str, Any],
     except ValueError as error:
         raise UsageError(f"cannot split {text.strip()!r}: {error}") from error
 
+    rendered: dict[int, str] = {}
+
     def value(mark: re.Match[str]) -> str:  # only the expressions left in words (not comments)
-        return _render(expressions[int(mark.group(1))], namespace)
+        index = int(mark.group(1))
+        if index not in rendered:  # each expression is evaluated once
+            rendered[index] = _render(expressions[index], namespace)
+        return rendered[index]
 
     filled = []
     for word in words:
