@@ -129,6 +129,21 @@ def table_exists(cur, table: TableName) -> bool:
     return bool(cur.fetchone()[0])
 
 
+def qualified(cur, table: TableName) -> TableName:
+    """``table`` with its schema, as the search path finds it.
+
+    Raises:
+        UsageError: there is no such table.
+    """
+    cur.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+                (table.identifier.as_string(cur),))
+    row = cur.fetchone()
+    if row is None:
+        raise errors.UsageError(f"table {table} does not exist")
+    return TableName(row[0], row[1])
+
+
 _SERVER_ERROR = re.compile(r"^(?:gpdl_backend\.errors\.)?(UsageError|ImageDecodeError|"
                            r"UnitFailedError|FatalError): (.*)$", re.S)
 

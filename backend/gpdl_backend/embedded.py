@@ -45,9 +45,16 @@ logging_collector = off
 log_min_messages = warning
 """
 
+# The first line lets the server's own OS user in as the superuser over the private
+# socket (peer), so that gpdl's SQL functions can open the sessions a training job needs
+# (they take the calling role at once: see gpdl_backend.local). Everyone else: password.
 _HBA = """# gpdl embedded server: loopback and the private socket only, password auth.
+local   all   {superuser}   peer map=gpdl_server
 local   all   all                  scram-sha-256
 host    all   all   127.0.0.1/32   scram-sha-256
+"""
+_IDENT = """# gpdl embedded server: the OS user the server runs as is its superuser.
+gpdl_server   {os_user}   {superuser}
 """
 
 
@@ -202,6 +209,7 @@ class EmbeddedServer:
             self._initdb(quiet)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         self._chown(self.socket_dir)
+        self._write_access_rules()  # servers made by an older gpdl get the peer line too
         result = self._pg_ctl(
             "start", "-w", "-t", "60", "-l", str(self.log_file), "-o", f"-p {self.port}",
             check=False,
@@ -287,9 +295,16 @@ class EmbeddedServer:
         conf = _CONF.format(port=self.port, socket_dir=self.socket_dir)
         with open(self.data_dir / "postgresql.conf", "a") as handle:
             handle.write(conf)
-        (self.data_dir / "pg_hba.conf").write_text(_HBA)
+        self._write_access_rules()
         dsn = f"postgresql://{SERVER_USER}:{password}@127.0.0.1:{self.port}/{DATABASE}"
         write_secret(self.dsn_file, dsn + "\n")
+
+    def _write_access_rules(self) -> None:
+        """pg_hba.conf and pg_ident.conf: ours, rewritten at every start."""
+        os_user = SERVER_USER if self._run_as_owner() else pwd.getpwuid(os.geteuid()).pw_name
+        (self.data_dir / "pg_hba.conf").write_text(_HBA.format(superuser=SERVER_USER))
+        (self.data_dir / "pg_ident.conf").write_text(
+            _IDENT.format(os_user=os_user, superuser=SERVER_USER))
 
     def _ensure_database(self) -> None:
         import psycopg2

@@ -27,6 +27,7 @@ import gpdl_backend
 from gpdl_backend import engine as engines
 from gpdl_backend.client import session
 from gpdl_backend.errors import FatalError
+from gpdl_backend.mop import registry
 
 _PRELUDE = '''if "gpdl.settings" not in GD:
     import sys
@@ -112,7 +113,9 @@ def install(
             previous = recorded.get("version")
             servers = (servers_dir or recorded.get("servers_dir")
                        or os.environ.get("GPDL_SERVERS_DIR") or "/etc/gpdl/servers")
-            script = function_sql(paths, {"servers_dir": servers,
+            for statement in registry.ddl(engine):
+                cur.execute(statement)
+            script = function_sql(paths, {"servers_dir": servers, "site_paths": list(paths),
                                           "version": gpdl_backend.__version__})
             digest = hashlib.sha256(script.encode()).hexdigest()
             # The same functions again: leave them, so running jobs' sessions keep them
@@ -165,6 +168,9 @@ def _set_config(cur, key: str, value: str) -> None:
 
 def _all_functions_present(cur, script: str) -> bool:
     names = sorted(set(re.findall(r"CREATE FUNCTION gpdl\.(\w+)", script)))
+    cur.execute("SELECT to_regclass('gpdl.jobs') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        return False
     cur.execute("SELECT count(DISTINCT proname) FROM pg_proc "
                 "WHERE pronamespace = 'gpdl'::regnamespace AND proname = ANY(%s)", (names,))
     return cur.fetchone()[0] == len(names)

@@ -23,8 +23,9 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
-from gpdl_backend.client import raise_from_server, server_error
+from gpdl_backend.client import raise_from_server, server_error, session
 from gpdl_backend.errors import FatalError, GpdlError, UnitFailedError, UsageError
+from gpdl_backend.local import without_role
 from gpdl_backend.mop import tables
 from gpdl_backend.mop.scheduler import MopScheduler, Unit
 from gpdl_backend.mop.worker import CACHE_MISS
@@ -446,9 +447,18 @@ class Driver:
         """
         names = [s.name for s in self.sessions]
         conn = self.control.connection()
+        statement = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE application_name = ANY(%s) AND pid <> pg_backend_pid()")
+        admin = without_role(self.plan.dsn)
+        if admin != self.plan.dsn:
+            # A job run through the SQL API acts as its owner, but its sessions log in
+            # as the superuser (gpdl_backend.local), whose processes only it may end.
+            with session(admin, autocommit=True) as housekeeping, \
+                    housekeeping.cursor() as cur:
+                cur.execute(statement, (names,))
+            return
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE application_name = ANY(%s) AND pid <> pg_backend_pid()", (names,))
+            cur.execute(statement, (names,))
 
     # --- segment threads ---------------------------------------------------------
     def _segment_loop(self, index: int) -> None:

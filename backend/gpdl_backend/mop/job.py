@@ -20,9 +20,9 @@ from psycopg2 import sql
 
 import gpdl_backend
 from gpdl_backend import engine as engines
-from gpdl_backend.client import TableName, session, table_exists, table_name
+from gpdl_backend.client import TableName, qualified, session, table_exists, table_name
 from gpdl_backend.errors import GpdlError, UsageError
-from gpdl_backend.mop import tables
+from gpdl_backend.mop import registry, tables
 from gpdl_backend.mop.driver import Config, Driver, Event, JobPlan, Segment, lock_job
 from gpdl_backend.mop.scheduler import Unit
 from gpdl_backend.preprocess import read_summary
@@ -75,7 +75,37 @@ def fit_multiple_model(
     Raises:
         UsageError: a bad table, option or configuration, before any training.
     """
-    if not isinstance(num_iterations, int) or num_iterations < 1:
+    plan = plan_new(dsn, source_table, model_output_table, model_selection_table,
+                    num_iterations, use_gpus, validation_table, metrics_compute_frequency,
+                    warm_start, name, description, use_caching, seed, num_segments)
+    return TrainingJob.run(plan, background, listener)
+
+
+def plan_new(
+    dsn: str,
+    source_table: str,
+    model_output_table: str,
+    model_selection_table: str,
+    num_iterations: int,
+    use_gpus: bool = False,
+    validation_table: str | None = None,
+    metrics_compute_frequency: int | None = None,
+    warm_start: bool = False,
+    name: str | None = None,
+    description: str | None = None,
+    use_caching: bool = True,
+    seed: int = 0,
+    num_segments: int | None = None,
+) -> JobPlan:
+    """Check a new job and create its tables; the plan a driver runs.
+
+    Arguments as ``fit_multiple_model``; nothing is created when a check fails.
+
+    Raises:
+        UsageError: a bad table, option or configuration.
+    """
+    if not isinstance(num_iterations, int) or isinstance(num_iterations, bool) \
+            or num_iterations < 1:
         raise UsageError(f"num_iterations must be a positive integer, not {num_iterations!r}")
     frequency = metrics_frequency(metrics_compute_frequency, num_iterations)
     # Every name is checked before connecting; an empty validation_table is an error,
@@ -84,10 +114,9 @@ def fit_multiple_model(
     source, mst_table = table_name(source_table), table_name(model_selection_table)
     validation = table_name(validation_table) if validation_table is not None else None
     with session(dsn) as conn:
-        plan = _new_plan(conn, dsn, output, source, mst_table, validation,
+        return _new_plan(conn, dsn, output, source, mst_table, validation,
                          num_iterations, frequency, warm_start, name, description,
                          use_caching, use_gpus, seed, num_segments)
-    return TrainingJob.run(plan, background, listener)
 
 
 def metrics_frequency(metrics_compute_frequency: int | None, num_iterations: int) -> int:
@@ -116,10 +145,27 @@ def resume(dsn: str, model_output_table: str, background: bool = False,
     Raises:
         UsageError: no such job, it already finished, or another driver runs it.
     """
+    return TrainingJob.run(plan_resume(dsn, model_output_table), background, listener)
+
+
+def plan_resume(dsn: str, model_output_table: str) -> JobPlan:
+    """Mark a stopped, failed or interrupted job running again; the plan that continues it.
+
+    Raises:
+        UsageError: no such job, it already finished, or another driver runs it.
+    """
     output = tables.OutputTables(table_name(model_output_table))
     with session(dsn) as conn:
-        plan = _resumed_plan(conn, dsn, output)
-    return TrainingJob.run(plan, background, listener)
+        return _resumed_plan(conn, dsn, output)
+
+
+def plan_current(dsn: str, model_output_table: str) -> JobPlan:
+    """The plan of a job as its tables record it now (a job's driver process starts here)."""
+    output = tables.OutputTables(table_name(model_output_table))
+    with session(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT num_segments FROM {}").format(output.summary.identifier))
+        engine = engines.probe(conn, cur.fetchone()[0])
+        return _plan_from_tables(cur, dsn, output, engine)
 
 
 # --- the job handle -------------------------------------------------------------------
@@ -169,11 +215,11 @@ class TrainingJob:
     def _drive(self, plan: JobPlan, listener: Callable[[Event], None] | None) -> None:
         try:
             status = Driver(plan, listener).run()
-            _set_job_status(plan.dsn, plan.output, status, None)
+            set_job_status(plan.dsn, plan.output, status, None)
         except BaseException as error:  # recorded in the summary, re-raised by wait()
             self.exception = error
             with contextlib.suppress(GpdlError):
-                _set_job_status(plan.dsn, plan.output, tables.FAILED, str(error))
+                set_job_status(plan.dsn, plan.output, tables.FAILED, str(error))
 
     def status(self) -> JobStatus:
         """Read the job's state from its tables."""
@@ -184,6 +230,8 @@ class TrainingJob:
                                 "num_segments FROM {}").format(
                 self.output.summary.identifier))
             status, done, total_iterations, error, segments = cur.fetchone()
+            if status == tables.RUNNING:  # unless its driver process is gone
+                status, error = _registered_state(cur, self.output.model) or (status, error)
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
                 self.output.progress.identifier))
             units_done = cur.fetchone()[0]
@@ -242,8 +290,20 @@ class TrainingJob:
                     raise UsageError(f"job {self.output.model} has no mst_key {mst_key}")
 
 
-def _set_job_status(dsn: str, output: tables.OutputTables, status: str,
-                    error: str | None) -> None:
+def _registered_state(cur, job: TableName) -> tuple[str, str | None] | None:
+    """The state ``gpdl.jobs`` shows for a job run by a driver process (``lost``...)."""
+    cur.execute("SELECT to_regclass('gpdl.jobs') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        return None
+    found = registry.state_of(cur, qualified(cur, job))
+    if found is None or found[0] == registry.STARTING:
+        return None
+    return found
+
+
+def set_job_status(dsn: str, output: tables.OutputTables, status: str,
+                   error: str | None) -> None:
+    """Record a job's end (or failure) in its summary; stopped configurations stay."""
     with session(dsn) as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("UPDATE {} SET status = %s, error = %s, "
                             "end_training_time = now()").format(

@@ -162,3 +162,178 @@ import os
 from gpdl_backend import gpu
 return gpu.gpu_usage(GD, zip(backend_pids or [], backend_names or []), parent=os.getppid())
 $$ LANGUAGE plpython3u VOLATILE;
+
+-- ================================================================ the SQL API
+-- MADlib's deep-learning functions, with MADlib's names, argument order and defaults;
+-- gpdl's own options come last. Each runs gpdl's driver beside the server, its
+-- sessions acting as the calling role (gpdl_backend.sql_api).
+
+CREATE FUNCTION gpdl.load_images(
+    location text, output_table text, batch_size integer DEFAULT 500,
+    server text DEFAULT NULL, resize integer[] DEFAULT NULL, color_mode text DEFAULT 'RGB',
+    int_pixels boolean DEFAULT false, if_exists text DEFAULT 'fail', threads integer DEFAULT 8
+) RETURNS json AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+return sql_api.load_images(
+    plpy, location, output_table, batch_size=batch_size, server=server, resize=resize,
+    color_mode=color_mode, int_pixels=int_pixels, if_exists=if_exists, threads=threads)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.training_preprocessor_dl(
+    source_table text, output_table text, dependent_varname text DEFAULT 'y',
+    independent_varname text DEFAULT 'x', buffer_size integer DEFAULT NULL,
+    normalizing_const real DEFAULT 1.0, num_classes integer DEFAULT NULL,
+    distribution_rules text DEFAULT NULL, seed integer DEFAULT 0,
+    if_exists text DEFAULT 'fail'
+) RETURNS json AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+return sql_api.training_preprocessor_dl(
+    plpy, source_table, output_table, dependent_varname, independent_varname, buffer_size,
+    normalizing_const, num_classes, distribution_rules, seed, if_exists)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.validation_preprocessor_dl(
+    source_table text, output_table text, dependent_varname text DEFAULT 'y',
+    independent_varname text DEFAULT 'x', training_preprocessor_table text DEFAULT NULL,
+    buffer_size integer DEFAULT NULL, distribution_rules text DEFAULT NULL,
+    seed integer DEFAULT 0, if_exists text DEFAULT 'fail'
+) RETURNS json AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+return sql_api.validation_preprocessor_dl(
+    plpy, source_table, output_table, dependent_varname, independent_varname,
+    training_preprocessor_table, buffer_size, distribution_rules, seed, if_exists)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.load_keras_model(
+    keras_model_arch_table text, model_arch json, model_weights bytea DEFAULT NULL,
+    name text DEFAULT NULL, description text DEFAULT NULL, model_id integer DEFAULT NULL
+) RETURNS integer AS $$
+#PRELUDE
+from gpdl_backend import model_tables, sql_api
+return sql_api.call(plpy, model_tables.load_keras_model, keras_model_arch_table, model_arch,
+                    model_weights, name, description, model_id)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.delete_keras_model(keras_model_arch_table text, model_id integer)
+RETURNS void AS $$
+#PRELUDE
+from gpdl_backend import model_tables, sql_api
+sql_api.call(plpy, model_tables.delete_keras_model, keras_model_arch_table, model_id)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.load_model_selection_table(
+    model_arch_table text, model_selection_table text, model_id_list integer[],
+    compile_params_list text[], fit_params_list text[], object_table text DEFAULT NULL,
+    if_exists text DEFAULT 'fail'
+) RETURNS json AS $$
+#PRELUDE
+from gpdl_backend import model_tables, sql_api
+return sql_api.as_json(sql_api.call(
+    plpy, model_tables.load_model_selection_table, model_arch_table, model_selection_table,
+    model_id_list, compile_params_list, fit_params_list, object_table, if_exists))
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.generate_model_configs(
+    model_arch_table text, model_selection_table text, model_id_list integer[],
+    compile_params_grid text, fit_params_grid text, search_type text DEFAULT 'grid',
+    num_configs integer DEFAULT NULL, random_state integer DEFAULT NULL,
+    object_table text DEFAULT NULL, if_exists text DEFAULT 'append'
+) RETURNS json AS $$
+#PRELUDE
+from gpdl_backend import model_tables, sql_api
+return sql_api.as_json(sql_api.call(
+    plpy, model_tables.generate_model_configs, model_arch_table, model_selection_table,
+    model_id_list, compile_params_grid, fit_params_grid, search_type, num_configs,
+    random_state, object_table, if_exists))
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.madlib_keras_fit_multiple_model(
+    source_table text, model_output_table text, model_selection_table text,
+    num_iterations integer, use_gpus boolean DEFAULT false, validation_table text DEFAULT NULL,
+    metrics_compute_frequency integer DEFAULT NULL, warm_start boolean DEFAULT false,
+    name text DEFAULT NULL, description text DEFAULT NULL, use_caching boolean DEFAULT false,
+    seed integer DEFAULT 0, background boolean DEFAULT false
+) RETURNS text AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+return sql_api.fit_multiple_model(
+    plpy, GD, background, source_table=source_table, model_output_table=model_output_table,
+    model_selection_table=model_selection_table, num_iterations=num_iterations,
+    use_gpus=use_gpus, validation_table=validation_table,
+    metrics_compute_frequency=metrics_compute_frequency, warm_start=warm_start, name=name,
+    description=description, use_caching=use_caching, seed=seed)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.fit_multiple_model(
+    source_table text, model_output_table text, model_selection_table text,
+    num_iterations integer, use_gpus boolean DEFAULT false, validation_table text DEFAULT NULL,
+    metrics_compute_frequency integer DEFAULT NULL, warm_start boolean DEFAULT false,
+    name text DEFAULT NULL, description text DEFAULT NULL, use_caching boolean DEFAULT false,
+    seed integer DEFAULT 0, background boolean DEFAULT false
+) RETURNS text AS $$
+    SELECT gpdl.madlib_keras_fit_multiple_model($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                                                $11, $12, $13)
+$$ LANGUAGE sql VOLATILE;
+
+CREATE FUNCTION gpdl.resume_job(job text, background boolean DEFAULT false) RETURNS text AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+return sql_api.resume_job(plpy, GD, job, background)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.stop_job(job text, mst_key integer DEFAULT NULL) RETURNS text AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+return sql_api.stop_job(plpy, job, mst_key)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.driver_alive(host text, pid integer, job text) RETURNS boolean AS $$
+#PRELUDE
+from gpdl_backend.mop import registry
+return registry.driver_alive(host, pid, job)
+$$ LANGUAGE plpython3u VOLATILE;
+
+-- A job whose driver process is gone without recording its end (or silent for 30 s)
+-- is lost: gpdl.resume_job continues it from its last committed unit.
+CREATE VIEW gpdl.jobs AS
+SELECT job, owner,
+       CASE WHEN state IN ('starting', 'running')
+                 AND heartbeat < now() - interval '30 seconds' THEN 'lost'
+            WHEN state = 'running'
+                 AND NOT gpdl.driver_alive(driver_host, driver_pid, job) THEN 'lost'
+            ELSE state END AS state,
+       units_done, units_total, started, ended, driver_host, driver_pid,
+       heartbeat AS last_heartbeat, error
+FROM gpdl.job;
+GRANT SELECT ON gpdl.jobs TO PUBLIC;
+
+CREATE FUNCTION gpdl.madlib_keras_predict(
+    model_table text, test_table text, id_col text DEFAULT 'fullpaths',
+    independent_varname text DEFAULT 'x', output_table text DEFAULT NULL,
+    pred_type text DEFAULT 'prob', use_gpus boolean DEFAULT false,
+    mst_key integer DEFAULT NULL, if_exists text DEFAULT 'fail'
+) RETURNS json AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+return sql_api.predict(plpy, model_table, test_table, id_col, independent_varname,
+                       output_table, pred_type, use_gpus, mst_key, if_exists)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.predict(
+    model_table text, test_table text, id_col text DEFAULT 'fullpaths',
+    independent_varname text DEFAULT 'x', output_table text DEFAULT NULL,
+    pred_type text DEFAULT 'prob', use_gpus boolean DEFAULT false,
+    mst_key integer DEFAULT NULL, if_exists text DEFAULT 'fail'
+) RETURNS json AS $$
+    SELECT gpdl.madlib_keras_predict($1, $2, $3, $4, $5, $6, $7, $8, $9)
+$$ LANGUAGE sql VOLATILE;
+
+CREATE FUNCTION gpdl.gpu_configuration(output_table text, source text DEFAULT 'tensorflow')
+RETURNS void AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+sql_api.gpu_configuration(plpy, output_table, source)
+$$ LANGUAGE plpython3u VOLATILE;

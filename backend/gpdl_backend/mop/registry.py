@@ -1,0 +1,103 @@
+"""The job registry: one row per training job in ``gpdl.job``, read through ``gpdl.jobs``.
+
+A job's driver runs on the database host in a process of its own
+(:mod:`gpdl_backend.mop.runner`); it writes its host, pid, progress and a
+heartbeat here. ``gpdl.jobs`` shows a job whose driver is gone (process ended
+without recording an end, or no heartbeat for ``LOST_AFTER_SECONDS``) as
+``lost``; ``gpdl.resume_job`` continues it.
+
+Runs on the database host: in a backend (the SQL API functions) and in a driver.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from psycopg2 import sql
+
+from gpdl_backend.client import TableName, session
+from gpdl_backend.engine import Engine
+
+__all__ = ["LOST_AFTER_SECONDS", "RUNNER_MODULE", "ddl", "driver_alive", "finished",
+           "heartbeat", "register", "started", "state_of"]
+
+LOST_AFTER_SECONDS = 30
+"""A running job without a heartbeat for this long is shown as lost."""
+HEARTBEAT_SECONDS = 5.0
+RUNNER_MODULE = "gpdl_backend.mop.runner"
+STARTING = "starting"
+RUNNING = "running"
+
+
+def ddl(engine: Engine) -> list[sql.Composable]:
+    """The registry table (kept across installs, like every table)."""
+    return [
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS gpdl.job (job text PRIMARY KEY, owner name NOT NULL, "
+            "state text NOT NULL, units_done integer NOT NULL DEFAULT 0, units_total integer, "
+            "started timestamptz NOT NULL DEFAULT now(), ended timestamptz, driver_host text, "
+            "driver_pid integer, heartbeat timestamptz, error text){}").format(
+            engine.distributed_by("job")),
+        # Jobs run with their owner's privileges: every role that may train writes here.
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON gpdl.job TO PUBLIC"),
+    ]
+
+
+def register(dsn: str, job: TableName) -> None:
+    """Record a new or resumed job as starting, owned by the DSN's role."""
+    with session(dsn) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM gpdl.job WHERE job = %s", (str(job),))
+        cur.execute("INSERT INTO gpdl.job (job, owner, state, heartbeat) "
+                    "VALUES (%s, current_user, %s, now())", (str(job), STARTING))
+
+
+def started(dsn: str, job: TableName) -> None:
+    """The driver process is up: its host and pid."""
+    with session(dsn) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE gpdl.job SET state = %s, driver_host = %s, driver_pid = %s, "
+                    "heartbeat = now() WHERE job = %s",
+                    (RUNNING, socket.gethostname(), os.getpid(), str(job)))
+
+
+def heartbeat(conn, job: TableName, units_done: int, units_total: int | None) -> None:
+    """The driver is alive; how far it got (on the driver's own autocommit connection)."""
+    with conn.cursor() as cur:
+        cur.execute("UPDATE gpdl.job SET heartbeat = now(), units_done = %s, "
+                    "units_total = coalesce(%s, units_total) WHERE job = %s",
+                    (units_done, units_total, str(job)))
+
+
+def finished(dsn: str, job: TableName, state: str, error: str | None, units_done: int,
+             units_total: int | None) -> None:
+    """The driver ends: finished, stopped or failed (with the error)."""
+    with session(dsn) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE gpdl.job SET state = %s, error = %s, ended = now(), "
+                    "heartbeat = now(), units_done = %s, "
+                    "units_total = coalesce(%s, units_total) WHERE job = %s",
+                    (state, error, units_done, units_total, str(job)))
+
+
+def state_of(cur, job: TableName) -> tuple[str, str | None] | None:
+    """``(state, error)`` of a job as ``gpdl.jobs`` shows it (``lost`` included)."""
+    cur.execute("SELECT state, error FROM gpdl.jobs WHERE job = %s", (str(job),))
+    row = cur.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def driver_alive(host: str | None, pid: int | None, job: str) -> bool | None:
+    """Whether the job's driver process still runs; None when it runs on another host.
+
+    The process's command line must name the runner and the job, so a pid the
+    system gave to another process since does not count.
+    """
+    if host is None or pid is None:
+        return False
+    if host != socket.gethostname():
+        return None
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return RUNNER_MODULE.encode() in words and job.encode() in words

@@ -1,0 +1,104 @@
+"""A training job's driver process on the database host: ``python -m gpdl_backend.mop.runner``.
+
+``gpdl.madlib_keras_fit_multiple_model`` and ``gpdl.resume_job`` create or mark
+the job's tables, then start this process detached from the backend (its own
+session, standard streams to a log file), so the job outlives the statement, the
+client's connection and the server's restart (the driver reconnects). It runs
+the job as its tables record it, writes a heartbeat and its progress to
+``gpdl.job`` and, at the end, the job's state. SIGTERM stops the job as
+``gpdl.stop_job`` would: running units finish, ``resume_job`` continues.
+
+Example (what the SQL functions run)::
+
+    python3 -m gpdl_backend.mop.runner public.models 'host=/tmp port=5432 ...'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg2
+
+from gpdl_backend.client import TableName, table_name
+from gpdl_backend.mop import registry, tables
+from gpdl_backend.mop.driver import Driver, Event
+from gpdl_backend.mop.job import plan_current, set_job_status
+
+__all__ = ["main", "spawn"]
+
+
+def spawn(dsn: str, job: TableName, python: str, paths: list[str], log_dir: Path) -> None:
+    """Start the driver of ``job`` as a process of its own, detached from the caller.
+
+    Args:
+        dsn: a local DSN (``gpdl_backend.local``): no secret in it.
+        job: the job's output table, schema-qualified.
+        python: the interpreter (the server's Python).
+        paths: what it puts on ``PYTHONPATH`` (the installed site paths).
+        log_dir: where its log goes (``<job>.log``).
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), TF_CPP_MIN_LOG_LEVEL="2")
+    with open(log_dir / f"{job}.log", "ab") as log:
+        # The parent does not wait: a zombie until the backend exits, never a live orphan.
+        subprocess.Popen([python, "-m", registry.RUNNER_MODULE, str(job), dsn],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         start_new_session=True, env=env, cwd=str(log_dir))
+
+
+def main(job_name: str, dsn: str) -> int:
+    """Run the job to its end; returns the exit status (0 unless the driver failed)."""
+    job = table_name(job_name)
+    output = tables.OutputTables(job)
+    registry.started(dsn, job)
+    plan = plan_current(dsn, job_name)
+    progress = {"done": len(plan.completed), "total": None}
+
+    def listener(event: Event) -> None:
+        progress["done"] = event.units_done
+        if event.units_total:
+            progress["total"] = event.units_total
+
+    driver = Driver(plan, listener)
+    signal.signal(signal.SIGTERM, lambda *_: driver.stop_event.set())
+    beating = threading.Event()
+    pulse = threading.Thread(target=_beat, args=(dsn, job, progress, beating), daemon=True)
+    pulse.start()
+    try:
+        status = driver.run()
+        error = None
+    except BaseException as failure:  # recorded for gpdl.jobs, then the process ends
+        status, error = tables.FAILED, f"{type(failure).__name__}: {failure}"
+        print(f"gpdl job {job}: {error}", file=sys.stderr, flush=True)
+    finally:
+        beating.set()
+    with contextlib.suppress(Exception):
+        set_job_status(dsn, output, status, error)
+    registry.finished(dsn, job, status, error, progress["done"], progress["total"])
+    return 1 if status == tables.FAILED else 0
+
+
+def _beat(dsn: str, job: TableName, progress: dict, done: threading.Event) -> None:
+    conn = None
+    while not done.wait(registry.HEARTBEAT_SECONDS):
+        try:
+            if conn is None or conn.closed:
+                conn = psycopg2.connect(dsn, application_name=f"gpdl:{job}:heartbeat"[:63])
+                conn.autocommit = True
+            registry.heartbeat(conn, job, progress["done"], progress["total"])
+        except psycopg2.Error:  # a server restart: the next beat reconnects
+            with contextlib.suppress(Exception):
+                conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,284 @@
+"""The SQL API as a psql user calls it: MADlib's statements, refusals, jobs in the database.
+
+Every statement here is plain SQL on a plain connection, as in psql; training
+runs in a driver process on the database host, which these tests can see and
+kill (it runs on this machine).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from gpdl_backend.client import server_error
+from gpdl_backend.datasets import write_synthetic_images
+from gpdl_backend.errors import UsageError
+from tests.integration import trainer_helpers as h
+
+pytestmark = pytest.mark.db
+
+COMPILE_RMSPROP = ("loss='categorical_crossentropy',optimizer='rmsprop(lr=0.0001, "
+                   "decay=1e-6)',metrics=['accuracy']")
+COMPILE_ADAM = "loss='categorical_crossentropy',optimizer='adam(lr=0.0001)',metrics=['accuracy']"
+ROLE = "gpdl_sql_api_tester"
+
+
+def run(dsn: str, statement: str, params: tuple = (), role: str | None = None) -> list[tuple]:
+    """One statement on its own autocommit connection.
+
+    With ``role``: as that role, whose own schema comes first in the search
+    path, then the schema holding the test data.
+    """
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            if role:
+                cur.execute("SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
+                            "ON n.oid = c.relnamespace WHERE c.oid = %s::regclass", (h.TRAIN,))
+                data_schema = cur.fetchone()[0]
+                cur.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+                cur.execute(sql.SQL("SET search_path = {}, {}").format(
+                    sql.Identifier(role), sql.Identifier(data_schema)))
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def refusal(dsn: str, statement: str, params: tuple = (), role: str | None = None) -> str:
+    """The one-line error a refused statement gives, checked to be gpdl's own."""
+    with pytest.raises(psycopg2.Error) as caught:
+        run(dsn, statement, params, role)
+    message = caught.value.diag.message_primary
+    assert "\n" not in message
+    assert isinstance(server_error(caught.value), UsageError), message
+    return message
+
+
+def table_exists(dsn: str, name: str) -> bool:
+    return run(dsn, "SELECT to_regclass(%s) IS NOT NULL", (name,))[0][0]
+
+
+def job_row(dsn: str, job: str) -> dict:
+    rows = run(dsn, "SELECT state, units_done, units_total, owner, driver_pid, error "
+                    "FROM gpdl.jobs WHERE job = %s", (job,))
+    assert rows, f"no job {job} in gpdl.jobs"
+    return dict(zip(("state", "units_done", "units_total", "owner", "driver_pid", "error"),
+                    rows[0], strict=True))
+
+
+def wait_for(dsn: str, job: str, states: tuple[str, ...], timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        row = job_row(dsn, job)
+        if row["state"] in states:
+            return row
+        assert time.monotonic() < deadline, f"job {job} still {row['state']}"
+        time.sleep(0.5)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="module")
+def data(dsn: str, shared_tmp_factory) -> dict[str, int]:
+    h.prepare_data(dsn, shared_tmp_factory("gpdl-sqlapi-"))
+    return h.arch_table(dsn)
+
+
+@pytest.fixture(scope="module")
+def mst(dsn: str, data: dict[str, int]) -> str:
+    """A selection table of two quick configurations, written through SQL."""
+    name = unique("sqlapi_mst")
+    run(dsn, "SELECT gpdl.load_model_selection_table(%s, %s, %s, %s, %s)",
+        (h.ARCH, name, [data["good"]], [h.COMPILE, h.COMPILE_SLOW], [h.FIT]))
+    return name
+
+
+# ------------------------------------------------------------- the reference demo in SQL
+def test_reference_demo_runs_as_printed(dsn: str, shared_tmp_factory) -> None:
+    """Load, pack, models, selection, fit, predict: MADlib's statements with gpdl."""
+    folder = shared_tmp_factory("gpdl-sqlapi-demo-")
+    write_synthetic_images(folder / "train", 160, size=(8, 8), num_classes=4, seed=3,
+                           processes=1)
+    write_synthetic_images(folder / "val", 40, size=(8, 8), num_classes=4, seed=4,
+                           processes=1)
+    tag = secrets.token_hex(3)
+    train, val, arch = f"cifar10_train_{tag}", f"cifar10_val_{tag}", f"model_arch_{tag}"
+    mst, out, preds = f"mst_{tag}", f"cifar10_multi_model_{tag}", f"preds_{tag}"
+    run(dsn, "SELECT gpdl.load_images(%s, %s, batch_size => 20)",
+        (str(folder / "train"), train))
+    run(dsn, "SELECT gpdl.load_images(%s, %s)", (str(folder / "val"), val))
+    run(dsn, f"SELECT gpdl.training_preprocessor_dl('{train}', '{train}_packed', 'y', 'x', "
+             "NULL, 255.0)")
+    run(dsn, f"SELECT gpdl.validation_preprocessor_dl('{val}', '{val}_packed', 'y', 'x', "
+             f"'{train}_packed')")
+    for filters in (4, 8):
+        run(dsn, "SELECT gpdl.load_keras_model(%s, %s)", (arch, h.model_json(filters=filters)))
+    run(dsn, f"""
+        SELECT gpdl.load_model_selection_table('{arch}', '{mst}', ARRAY[1,2],
+          ARRAY[$${COMPILE_RMSPROP}$$, $${COMPILE_ADAM}$$],
+          ARRAY[$$batch_size=64,epochs=5$$, $$batch_size=128,epochs=5$$])""")
+    assert run(dsn, f"SELECT count(*) FROM {mst}")[0][0] == 8
+    job = run(dsn, f"SELECT gpdl.madlib_keras_fit_multiple_model('{train}_packed', '{out}', "
+                   f"'{mst}', 2, FALSE, '{val}_packed', 1)")[0][0]
+    assert job.endswith("." + out)
+    row = job_row(dsn, job)
+    assert row["state"] == "finished" and row["units_done"] == row["units_total"] == 8 * 2 * 2
+    info = run(dsn, f"SELECT count(*), count(*) FILTER (WHERE array_length(validation_loss, 1)"
+                    f" = 2) FROM {out}_info")[0]
+    assert info == (8, 8)
+    assert run(dsn, f"SELECT metrics_iters FROM {out}_summary")[0][0] == [1, 2]
+    run(dsn, f"SELECT gpdl.madlib_keras_predict('{out}', '{val}', 'fullpaths', 'x', "
+             f"'{preds}', 'response', FALSE, 1)")
+    assert run(dsn, f"SELECT count(*), max(rank) FROM {preds}")[0] == (40, 1)
+
+
+def test_fit_alias_and_notices_report_progress(dsn: str, mst: str) -> None:
+    out = unique("sqlapi_alias")
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT gpdl.fit_multiple_model(%s, %s, %s, 1)", (h.TRAIN, out, mst))
+            job = cur.fetchone()[0]
+        notices = [n.strip() for n in conn.notices]
+    finally:
+        conn.close()
+    assert job_row(dsn, job)["state"] == "finished"
+    assert any(f"gpdl training {job}: 4/4 units" in n for n in notices), notices
+    assert any("iteration 1: mst_key 2 training loss" in n for n in notices), notices
+
+
+# ------------------------------------------------------------------------ refusals
+@pytest.mark.parametrize(("arguments", "expected"), [
+    (("trainer_train", "bad name!", "{mst}", 1), "unsafe table name 'bad name!'"),
+    (("no_such_packed", "{out}", "{mst}", 1), "no_such_packed is not a packed table"),
+    (("trainer_train", "{out}", "no_such_mst", 1), "model selection table no_such_mst"),
+    (("trainer_train", "{out}", "{mst}", 0), "num_iterations must be a positive integer"),
+])
+def test_fit_refusals_leave_no_table(dsn: str, mst: str, arguments: tuple,
+                                     expected: str) -> None:
+    out = unique("sqlapi_refused")
+    values = tuple(a.format(mst=mst, out=out) if isinstance(a, str) else a for a in arguments)
+    message = refusal(dsn, "SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, %s)",
+                      values)
+    assert message.startswith("UsageError: ") and expected in message
+    assert not any(table_exists(dsn, out + s) for s in ("", "_info", "_summary", "_progress"))
+    assert not run(dsn, "SELECT 1 FROM gpdl.jobs WHERE job LIKE %s", (f"%.{out}",))
+
+
+def test_model_table_refusals(dsn: str, data: dict[str, int]) -> None:
+    mst = unique("sqlapi_mst_bad")
+    assert "not in" in refusal(
+        dsn, "SELECT gpdl.load_model_selection_table(%s, %s, ARRAY[999], %s, %s)",
+        (h.ARCH, mst, [h.COMPILE], [h.FIT]))
+    assert not table_exists(dsn, mst)
+    assert "compile" in refusal(
+        dsn, "SELECT gpdl.load_model_selection_table(%s, %s, %s, ARRAY['loss=]'], %s)",
+        (h.ARCH, mst, [data["good"]], [h.FIT])).lower()
+    assert "Keras" in refusal(dsn, "SELECT gpdl.load_keras_model(%s, %s)",
+                              (unique("sqlapi_arch"), '{"class_name": "Nope"}'))
+    assert "dependent_varname must be 'y'" in refusal(
+        dsn, "SELECT gpdl.training_preprocessor_dl('trainer_images', %s, 'label', 'x')",
+        (unique("sqlapi_packed"),))
+
+
+# ------------------------------------------------------------- jobs in the database
+def test_background_job_outlives_its_connection(dsn: str, mst: str) -> None:
+    out = unique("sqlapi_bg")
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        started = time.monotonic()
+        cur.execute("SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, 2, "
+                    "background => true)", (h.TRAIN, out, mst))
+        job = cur.fetchone()[0]
+    conn.close()  # the client goes away at once
+    assert time.monotonic() - started < 60
+    row = wait_for(dsn, job, ("finished", "failed", "lost", "stopped"))
+    assert row["state"] == "finished", row
+    assert row["units_done"] == row["units_total"] == 2 * 2 * 2
+    h.assert_exact_visits(dsn, out, [1, 2], 2, 2)
+
+
+def test_killed_driver_shows_lost_and_resumes(dsn: str, mst: str) -> None:
+    out = unique("sqlapi_lost")
+    job = run(dsn, "SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, 6, "
+                   "background => true)", (h.TRAIN, out, mst))[0][0]
+    deadline = time.monotonic() + 120
+    while not run(dsn, f"SELECT count(*) FROM {out}_progress")[0][0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    row = job_row(dsn, job)
+    assert row["state"] == "running"
+    os.kill(row["driver_pid"], signal.SIGKILL)
+    assert wait_for(dsn, job, ("lost",), timeout=10)["state"] == "lost"
+    run(dsn, "SELECT gpdl.resume_job(%s)", (job,))
+    assert job_row(dsn, job)["state"] == "finished"
+    h.assert_exact_visits(dsn, out, [1, 2], 2, 6)
+
+
+def test_stop_job_then_resume(dsn: str, mst: str) -> None:
+    out = unique("sqlapi_stop")
+    job = run(dsn, "SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, 8, "
+                   "background => true)", (h.TRAIN, out, mst))[0][0]
+    wait_for(dsn, job, ("running",))
+    message = run(dsn, "SELECT gpdl.stop_job(%s)", (job,))[0][0]
+    assert message == f"stop requested for job {job}"
+    row = wait_for(dsn, job, ("stopped", "finished", "failed"))
+    assert row["state"] == "stopped", row
+    assert row["units_done"] < 8 * 2 * 2
+    run(dsn, "SELECT gpdl.resume_job(%s)", (job,))
+    assert job_row(dsn, job)["state"] == "finished"
+    h.assert_exact_visits(dsn, out, [1, 2], 2, 8)
+
+
+# --------------------------------------------------------------- the caller's privileges
+@pytest.fixture(scope="module")
+def role(dsn: str, data: dict[str, int], mst: str) -> Iterator[str]:
+    """A role without superuser that may use gpdl and read the packed data only."""
+    schema = ROLE
+    run(dsn, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    run(dsn, f"DROP ROLE IF EXISTS {ROLE}")
+    run(dsn, f"CREATE ROLE {ROLE}")
+    run(dsn, f"CREATE SCHEMA {schema} AUTHORIZATION {ROLE}")
+    run(dsn, f"GRANT USAGE ON SCHEMA gpdl TO {ROLE}")
+    tables_schema = run(dsn, "SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
+                             "ON n.oid = c.relnamespace WHERE c.oid = %s::regclass",
+                        (h.TRAIN,))[0][0]
+    run(dsn, f"GRANT USAGE ON SCHEMA {tables_schema} TO {ROLE}")
+    for table in (h.TRAIN, h.TRAIN + "_summary", mst, mst + "_summary", h.ARCH):
+        run(dsn, f"GRANT SELECT ON {table} TO {ROLE}")
+    yield ROLE
+    run(dsn, f"DROP SCHEMA {schema} CASCADE")
+    run(dsn, "DELETE FROM gpdl.job WHERE owner = %s", (ROLE,))
+    run(dsn, f"DROP OWNED BY {ROLE}")
+    run(dsn, f"DROP ROLE {ROLE}")
+
+
+def test_job_runs_with_the_callers_privileges(dsn: str, mst: str, role: str) -> None:
+    out = f"{role}.owned_job"
+    job = run(dsn, "SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, 1)",
+              (h.TRAIN, out, mst), role=role)[0][0]
+    assert job == out
+    assert job_row(dsn, job)["owner"] == role
+    owners = run(dsn, "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = %s",
+                 (role,))
+    assert owners == [(role,)]
+    # Not allowed to read the validation data: refused as the caller, by the server.
+    with pytest.raises(psycopg2.Error) as caught:
+        run(dsn, "SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, 1, false, %s)",
+            (h.TRAIN, f"{role}.denied_job", mst, h.VALIDATION), role=role)
+    assert "permission denied" in str(caught.value)
+    assert not table_exists(dsn, f"{role}.denied_job")
+
