@@ -225,52 +225,51 @@ def _print_job(status) -> None:
               f"{config['compile_params']}; {config['fit_params']}")
 
 
-def _training_bar(desc: str):
-    bar, update = tqdm_bar("unit", desc, notebook=False)
-
-    def listener(event) -> None:
-        if event.kind == "unit":
-            update(event.units_done, event.units_total)
-        elif event.kind in ("iteration", "retry"):
-            bar.write(event.detail)
-
-    return bar, listener
+def _follow(job) -> int:
+    """A bar of the job's units until it ends; Ctrl-C leaves it training on the server."""
+    name = str(job.output.model)
+    bar, update = tqdm_bar("unit", f"training {name}", notebook=False)
+    try:
+        with bar:
+            while True:
+                status = job.wait(timeout=1.0)
+                update(status.units_done, status.units_total)
+                if status.status != "running":
+                    break
+    except KeyboardInterrupt:
+        print(f"\n{name} trains on in the database: gpdl status {name} / gpdl stop {name}")
+        return 130
+    _print_job(status)
+    return 0 if status.status in ("finished", "stopped") else 1
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from gpdl_backend.mop.job import fit_multiple_model
+    from gpdl_jupyter import api
 
-    bar, listener = _training_bar(f"training {args.output}")
-    with bar:
-        job = fit_multiple_model(
-            _dsn(args), args.source, args.output, args.mst_table, args.iterations,
-            use_gpus=args.use_gpus, validation_table=args.validation,
-            metrics_compute_frequency=args.metrics_frequency, warm_start=args.warm_start,
-            name=args.name, description=args.description, use_caching=not args.no_caching,
-            seed=args.seed, listener=listener)
-    _print_job(job.status())
-    return 0
+    job = api.fit(
+        args.source, args.output, args.mst_table, num_iterations=args.iterations,
+        use_gpus=args.use_gpus, validation_table=args.validation,
+        metrics_compute_frequency=args.metrics_frequency, warm_start=args.warm_start,
+        name=args.name, description=args.description, use_caching=not args.no_caching,
+        seed=args.seed, dsn=_dsn(args))
+    return _follow(job)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from gpdl_backend.mop.job import resume
+    from gpdl_jupyter import api
 
-    bar, listener = _training_bar(f"resuming {args.output}")
-    with bar:
-        job = resume(_dsn(args), args.output, listener=listener)
-    _print_job(job.status())
-    return 0
+    return _follow(api.resume(args.output, dsn=_dsn(args)))
 
 
 def cmd_job(args: argparse.Namespace) -> int:
     from gpdl_backend.mop.job import TrainingJob
+    from gpdl_jupyter import api
 
-    job = TrainingJob.attach(_dsn(args), args.output)
     if args.command == "stop":
-        job.stop(args.mst_key)
+        api.stop(args.output, mst_key=args.mst_key, dsn=_dsn(args))
         print("stop requested" + (f" for mst {args.mst_key}" if args.mst_key else ""))
     else:
-        _print_job(job.status())
+        _print_job(TrainingJob.attach(_dsn(args), args.output).status())
     return 0
 
 

@@ -20,28 +20,24 @@ from typing import Any
 
 from psycopg2 import sql
 
-from gpdl_backend import engine as engines
 from gpdl_backend import predict, selection
 from gpdl_backend.client import TableName, table_name
 from gpdl_backend.images import loader
-from gpdl_backend.mop import driver, job, tables
+from gpdl_backend.mop import tables
 from gpdl_backend.preprocess import _pack_sql, _packed_ddl, _shuffle_sql
 from gpdl_jupyter.connection import mask_password
 from gpdl_jupyter.sqltext import Param, ShownSql, engine_for, literal, shown
 
 __all__ = [
     "connect_plan",
-    "fit_plan",
     "gpu_usage_plan",
     "load_images_plan",
     "load_model_plan",
     "predict_image_plan",
     "predict_plan",
     "preprocess_plan",
-    "resume_plan",
     "select_models_plan",
     "status_plan",
-    "stop_plan",
 ]
 
 
@@ -204,91 +200,6 @@ def select_models_plan(dsn: str, model_selection_table: str, model_arch_table: s
     ])
 
 
-def _unit_sql(output: tables.OutputTables, packed: TableName, statement: sql.SQL,
-              with_progress: bool) -> sql.Composable:
-    names = dict(packed=packed.identifier, out=output.model.identifier, x=sql.SQL("x, y"))
-    if with_progress:
-        names["progress"] = output.progress.identifier
-        names["weights"] = driver._START_WEIGHTS.format(out=output.model.identifier)
-    return statement.format(**names)
-
-
-def _training_lines(output: tables.OutputTables, source: TableName,
-                    validation: TableName | None, engine: engines.Engine,
-                    frequency: str) -> list[str | sql.Composable]:
-    sessions = (f"{engine.num_segments} sessions, one per {engine.title} segment "
-                "(WHERE __dist_key__ = k runs there)")
-    evaluated = f"{source}" + (f" and {validation}" if validation else "")
-    return [
-        f"-- model hopper parallelism: {sessions}; in every iteration each configuration "
-        "visits every segment once, one unit (hop) at a time per session:",
-        _unit_sql(output, source, driver._TRAIN_SQL, True),
-        "-- %(key)s = the segment's __dist_key__, %(mst)s = the configuration; after the "
-        "first hop a session keeps its data cached and sends NULL::bytea for x, y; later "
-        "hops of an iteration start from the previous hop's row instead:",
-        driver._HOP_WEIGHTS.format(out=output.model.identifier,
-                                   progress=output.progress.identifier),
-        f"-- at the end of each iteration, before evaluating, the last hops' weights move "
-        f"into {output.model}:",
-        *output.fold_sql(),
-        f"-- evaluation {frequency}, per configuration and segment, on {evaluated}:",
-        _unit_sql(output, source, driver._EVALUATE_SQL, False),
-        f"-- after each iteration: loss/metric arrays into {output.info}, iterations_done "
-        f"into {output.summary}; stop requests are read from both between units",
-    ]
-
-
-def fit_plan(dsn: str, source_table: str, model_output_table: str,
-             model_selection_table: str, *, num_iterations: int,
-             validation_table: str | None, metrics_compute_frequency: int | None,
-             use_gpus: bool, warm_start: bool, name: str | None, description: str | None,
-             use_caching: bool, seed: int, num_segments: int | None,
-             background: bool) -> ShownSql:
-    """What ``fit_multiple_model`` runs (``gpdl_backend.mop``)."""
-    output = tables.OutputTables(table_name(model_output_table))
-    source, mst = table_name(source_table), table_name(model_selection_table)
-    validation = table_name(validation_table) if validation_table is not None else None
-    engine, note = engine_for(dsn, num_segments)
-    every = job.metrics_frequency(metrics_compute_frequency, num_iterations)
-    frequency = "after the last iteration" if every >= num_iterations else \
-        f"every {every} iterations and after the last"
-    start = (f"-- warm start: initial weights are those in {output.model}" if warm_start else
-             f"-- fails if {output.model} (or _info/_summary/_progress) exists")
-    return shown([
-        call_text("gpdl_backend.mop.job.fit_multiple_model", dsn, source_table,
-                  model_output_table, model_selection_table, num_iterations,
-                  validation_table=validation_table,
-                  metrics_compute_frequency=metrics_compute_frequency, use_gpus=use_gpus,
-                  warm_start=warm_start, name=name, description=description,
-                  use_caching=use_caching, seed=seed, background=background),
-        note + (", driven from a background thread of this kernel" if background else ""),
-        f"-- plan: reads {source}_summary and {mst} with its architectures; Keras checks "
-        "each configuration in the server: SELECT gpdl.check_config(...)",
-        start,
-        output.drop_sql(),
-        *output.create_sql(engine),
-        f"-- one row per configuration in {output.model} (weights from gpdl.init_weights("
-        f"arch, compile_params, {seed} * 7919 + mst_key) unless given) and {output.info}, "
-        f"one in {output.summary}; committed before training",
-        *_training_lines(output, source, validation, engine,
-                         frequency),
-    ])
-
-
-def resume_plan(dsn: str, model_output_table: str, *, background: bool) -> ShownSql:
-    """What ``resume`` runs."""
-    output = tables.OutputTables(table_name(model_output_table))
-    return shown([
-        call_text("gpdl_backend.mop.job.resume", dsn, model_output_table, background=background),
-        f"-- reads {output.summary}, {output.info} and {output.progress}; fails if the job "
-        "finished",
-        sql.SQL("UPDATE {} SET status = 'running', stop_requested = false, error = NULL").format(
-            output.summary.identifier),
-        "-- then the remaining units of the schedule, from the last committed one, with the "
-        f"same statements as fit (source and segments as recorded in {output.summary})",
-    ])
-
-
 def status_plan(dsn: str, model_output_table: str) -> ShownSql:
     """What ``status`` reads."""
     output = tables.OutputTables(table_name(model_output_table))
@@ -300,23 +211,6 @@ def status_plan(dsn: str, model_output_table: str) -> ShownSql:
         sql.SQL("SELECT count(*) FROM {}").format(output.progress.identifier),
         f"-- and per configuration: parameters, status and final metrics from {output.info}, "
         f"units done from {output.progress}",
-    ])
-
-
-def stop_plan(dsn: str, model_output_table: str, mst_key: int | None) -> ShownSql:
-    """What ``stop`` writes; the driver reads it between units."""
-    output = tables.OutputTables(table_name(model_output_table))
-    if mst_key is None:
-        statement = sql.SQL("UPDATE {} SET stop_requested = true").format(
-            output.summary.identifier)
-    else:
-        statement = sql.SQL("UPDATE {} SET stop_requested = true WHERE mst_key = {}").format(
-            output.info.identifier, sql.Literal(mst_key))
-    return shown([
-        call_text("gpdl_backend.mop.job.TrainingJob.attach", dsn, model_output_table)
-        + f".stop({mst_key!r})",
-        statement,
-        "-- the driver reads it between units: units in flight finish, the rest are skipped",
     ])
 
 

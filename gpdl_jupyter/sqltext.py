@@ -28,7 +28,7 @@ from gpdl_backend import engine as engines
 from gpdl_backend.client import connect
 from gpdl_backend.errors import GpdlError
 
-__all__ = ["Param", "ShownSql", "engine_for", "render", "shown"]
+__all__ = ["Param", "ShownSql", "engine_for", "function_call", "render", "shown"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,22 @@ def shown(lines: Iterable[str | sql.Composable]) -> ShownSql:
         text = line if isinstance(line, str) else render(line) + ";"
         parts.append(text)
     return ShownSql("\n".join(parts))
+
+
+def function_call(function: str, *args: Any, **named: Any) -> str:
+    """``SELECT gpdl.<function>(...)`` with every value a literal: the statement that runs.
+
+    Named arguments use SQL's ``name => value``; None-valued named arguments
+    are left out (the function's default applies).
+
+    Example:
+        >>> function_call("stop_job", "models", mst_key=2)
+        "SELECT gpdl.stop_job('models', mst_key => 2)"
+    """
+    values = [literal(value) for value in args]
+    values += [f"{name} => {literal(value)}" for name, value in named.items()
+               if value is not None]
+    return f"SELECT gpdl.{function}({', '.join(values)})"
 
 
 def render(composable: sql.Composable) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gpdl_backend.client import table_name
+from gpdl_backend.mop.job import metrics_frequency
 from gpdl_jupyter import plans
-from gpdl_jupyter.api._common import resolve
+from gpdl_jupyter.api._common import resolve, run_call
 from gpdl_jupyter.results import JobReport
-from gpdl_jupyter.sqltext import ShownSql
+from gpdl_jupyter.sqltext import ShownSql, function_call
 
 if TYPE_CHECKING:
     from gpdl_backend.mop.job import TrainingJob
@@ -28,17 +30,16 @@ def fit(
     description: str | None = None,
     use_caching: bool = True,
     seed: int = 0,
-    num_segments: int | None = None,
     background: bool = True,
-    listener: Callable[[Any], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
     dsn: str | None = None,
     show_sql: bool = False,
 ) -> TrainingJob | ShownSql:
     """Train every configuration at once with model hopper parallelism.
 
-    Returns at once by default: training goes on in a background thread and
-    its progress is in the output tables (``<out>_info``, ``_summary``,
-    ``_progress``), so any widget or session can follow it.
+    One call of ``gpdl.madlib_keras_fit_multiple_model``. The job's driver runs
+    on the database host, so it outlives this kernel; its progress is in the
+    output tables (``<out>_info``, ``_summary``, ``_progress``) and ``gpdl.jobs``.
 
     Args:
         source_table: packed training table.
@@ -55,11 +56,11 @@ def fit(
         description: free text kept in the summary. Defaults to None.
         use_caching: keep each segment's data in its server process. Defaults to True.
         seed: seeds the schedule and initial weights. Defaults to 0.
-        num_segments: PostgreSQL virtual segments. Defaults to the packed table's.
-        background: return at once and train in a thread. Defaults to True.
-        listener: called with an ``Event`` after each unit and iteration.
+        background: return once the job has started. Defaults to True; False
+            blocks until it ends.
+        on_notice: called with each progress NOTICE of a blocking call.
         dsn: the database. Defaults to None.
-        show_sql: return what would run instead of running it. Defaults to False.
+        show_sql: return the statement instead of running it. Defaults to False.
 
     Returns:
         A ``TrainingJob`` (``status()``, ``wait()``, ``stop()``).
@@ -73,32 +74,31 @@ def fit(
         >>> job.wait().status
         'finished'
     """
-    url = resolve(dsn, show_sql)
-    options = dict(num_iterations=num_iterations, validation_table=validation_table,
-                   metrics_compute_frequency=metrics_compute_frequency, use_gpus=use_gpus,
-                   warm_start=warm_start, name=name, description=description,
-                   use_caching=use_caching, seed=seed, num_segments=num_segments,
-                   background=background)
-    if show_sql:
-        return plans.fit_plan(url, source_table, model_output_table, model_selection_table,
-                              **options)
-    from gpdl_backend.mop.job import fit_multiple_model
-
-    return fit_multiple_model(url, source_table, model_output_table, model_selection_table,
-                              listener=listener, **options)
+    for table in (source_table, model_output_table, model_selection_table, validation_table):
+        if table is not None:
+            table_name(table)  # refused here, before the server is asked
+    metrics_frequency(metrics_compute_frequency, num_iterations)
+    statement = function_call(
+        "madlib_keras_fit_multiple_model", source_table, model_output_table,
+        model_selection_table, num_iterations, use_gpus, validation_table,
+        metrics_compute_frequency, warm_start, name, description, use_caching, seed,
+        background)
+    return _job(statement, dsn, show_sql, on_notice)
 
 
 def resume(model_output_table: str, *, background: bool = True,
-           listener: Callable[[Any], None] | None = None, dsn: str | None = None,
+           on_notice: Callable[[str], None] | None = None, dsn: str | None = None,
            show_sql: bool = False) -> TrainingJob | ShownSql:
-    """Continue a stopped, failed or interrupted job from its last committed unit.
+    """Continue a stopped, failed or lost job from its last committed unit.
+
+    One call of ``gpdl.resume_job``.
 
     Args:
         model_output_table: the job's output table.
-        background: return at once and train in a thread. Defaults to True.
-        listener: called with an ``Event`` after each unit and iteration.
+        background: return once the job has started. Defaults to True.
+        on_notice: called with each progress NOTICE of a blocking call.
         dsn: the database. Defaults to None.
-        show_sql: return what would run instead of running it. Defaults to False.
+        show_sql: return the statement instead of running it. Defaults to False.
 
     Returns:
         A ``TrainingJob``.
@@ -109,12 +109,19 @@ def resume(model_output_table: str, *, background: bool = True,
     Example:
         >>> resume("models").wait()
     """
-    url = resolve(dsn, show_sql)
-    if show_sql:
-        return plans.resume_plan(url, model_output_table, background=background)
-    from gpdl_backend.mop.job import resume as run
+    table_name(model_output_table)
+    statement = function_call("resume_job", model_output_table, background=background)
+    return _job(statement, dsn, show_sql, on_notice)
 
-    return run(url, model_output_table, background=background, listener=listener)
+
+def _job(statement: str, dsn: str | None, show_sql: bool,
+         on_notice: Callable[[str], None] | None) -> TrainingJob | ShownSql:
+    if show_sql:
+        return ShownSql(statement + ";")
+    from gpdl_backend.mop.job import TrainingJob
+
+    url = resolve(dsn, show_sql)
+    return TrainingJob.attach(url, run_call(url, statement, on_notice))
 
 
 def status(model_output_table: str, *, dsn: str | None = None,
@@ -145,7 +152,8 @@ def stop(model_output_table: str, *, mst_key: int | None = None, dsn: str | None
          show_sql: bool = False) -> ShownSql | None:
     """Ask a job to stop, or one of its configurations (the others go on).
 
-    Units already running finish; ``resume`` continues a stopped job.
+    One call of ``gpdl.stop_job``. Units already running finish; ``resume``
+    continues a stopped job.
 
     Raises:
         UsageError: no such job or ``mst_key``.
@@ -153,10 +161,9 @@ def stop(model_output_table: str, *, mst_key: int | None = None, dsn: str | None
     Example:
         >>> stop("models", mst_key=3)
     """
-    url = resolve(dsn, show_sql)
+    table_name(model_output_table)
+    statement = function_call("stop_job", model_output_table, mst_key=mst_key)
     if show_sql:
-        return plans.stop_plan(url, model_output_table, mst_key)
-    from gpdl_backend.mop.job import TrainingJob
-
-    TrainingJob.attach(url, model_output_table).stop(mst_key)
+        return ShownSql(statement + ";")
+    run_call(resolve(dsn, show_sql), statement)
     return None

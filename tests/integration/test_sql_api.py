@@ -251,7 +251,8 @@ def role(dsn: str, data: dict[str, int], mst: str) -> Iterator[str]:
     run(dsn, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     run(dsn, f"DROP ROLE IF EXISTS {ROLE}")
     run(dsn, f"CREATE ROLE {ROLE}")
-    run(dsn, f"CREATE SCHEMA {schema} AUTHORIZATION {ROLE}")
+    run(dsn, f"CREATE SCHEMA {schema}")  # AUTHORIZATION: Greenplum's segments refuse it
+    run(dsn, f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {ROLE}")
     run(dsn, f"GRANT USAGE ON SCHEMA gpdl TO {ROLE}")
     tables_schema = run(dsn, "SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
                              "ON n.oid = c.relnamespace WHERE c.oid = %s::regclass",
@@ -282,3 +283,31 @@ def test_job_runs_with_the_callers_privileges(dsn: str, mst: str, role: str) -> 
     assert "permission denied" in str(caught.value)
     assert not table_exists(dsn, f"{role}.denied_job")
 
+
+
+# ------------------------------------------------------------ the client composes SQL
+def test_show_sql_prints_the_statement_that_runs(dsn: str, mst: str, monkeypatch) -> None:
+    from gpdl_jupyter import api
+    from gpdl_jupyter.api import _common
+
+    executed: list[str] = []
+    original = _common.execute_on
+
+    def recorded(conn, statement, *args, **kwargs):
+        executed.append(statement)
+        return original(conn, statement, *args, **kwargs)
+
+    monkeypatch.setattr(_common, "execute_on", recorded)
+    out = unique("sqlapi_shown")
+    calls = [
+        (api.fit, (h.TRAIN, out, mst), dict(num_iterations=8)),
+        (api.stop, (out,), {}),
+        (api.resume, (out,), dict(background=False)),
+    ]
+    for function, args, options in calls:
+        shown = function(*args, **options, dsn=dsn, show_sql=True)
+        executed.clear()
+        function(*args, **options, dsn=dsn)
+        assert executed == [shown.removesuffix(";")]
+    job = run(dsn, "SELECT job FROM gpdl.jobs WHERE job LIKE %s", (f"%.{out}",))[0][0]
+    assert job_row(dsn, job)["state"] == "finished"

@@ -88,7 +88,7 @@ def test_split_and_body_words() -> None:
 def test_magic_substitutes_from_the_user_namespace(shell: RaisingShell) -> None:
     shell.user_ns["job"] = "models_7"
     shown = shell.run_cell("%gpdl stop {{job}} --show-sql").result
-    assert '"models_7_summary"' in shown
+    assert shown == "SELECT gpdl.stop_job('models_7');"
 
 
 # --- cell bodies ---------------------------------------------------------------------------
@@ -197,12 +197,12 @@ def test_show_sql_from_the_option_runs_nothing(shell: RaisingShell) -> None:
 
 def test_fit_and_stop_show_sql(shell: RaisingShell) -> None:
     fit = shell.gpdl("fit packed models mst --iterations 3 --validation valid --show-sql")
-    assert "fit_multiple_model(" in fit and "background=True" in fit
-    assert 'CREATE TABLE "models_progress"' in fit
-    assert "INSERT INTO \"models_progress\"" in fit and "gpdl.train_unit(" in fit
-    assert "on packed and valid" in fit
+    assert fit == ("SELECT gpdl.madlib_keras_fit_multiple_model('packed', 'models', 'mst', 3, "
+                   "false, 'valid', NULL, false, NULL, NULL, true, 0, true);")
     stop = shell.gpdl("stop models --mst-key 2 --show-sql")
-    assert 'UPDATE "models_info" SET stop_requested = true WHERE mst_key = 2;' in stop
+    assert stop == "SELECT gpdl.stop_job('models', mst_key => 2);"
+    resume = shell.gpdl("resume models --show-sql")
+    assert resume == "SELECT gpdl.resume_job('models', background => true);"
 
 
 def test_select_show_sql_lists_the_configurations(shell: RaisingShell) -> None:

@@ -37,8 +37,6 @@ def add_arguments(parser: CommandParser, context: Context) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", help="free text kept in the summary")
     parser.add_argument("--description", help="free text kept in the summary")
-    parser.add_argument("--segments", type=int, default=context.num_segments,
-                        help="PostgreSQL virtual segments (default: the packed table's)")
     parser.add_argument("--wait", action="store_true", help="block until training ends")
 
 
@@ -48,5 +46,5 @@ def run(args: argparse.Namespace, context: Context) -> Any:
         validation_table=args.validation, metrics_compute_frequency=args.metrics_frequency,
         use_gpus=args.use_gpus, warm_start=args.warm_start, name=args.name,
         description=args.description, use_caching=not args.no_caching, seed=args.seed,
-        num_segments=args.segments, dsn=args.dsn, show_sql=args.show_sql)
+        dsn=args.dsn, show_sql=args.show_sql)
     return job if args.show_sql else show_job(job, args.wait, context)
