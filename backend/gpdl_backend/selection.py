@@ -19,7 +19,9 @@ Decisions, where MADlib and Keras 3 differ:
   is kept and applied as ``InverseTimeDecay(lr, decay_steps=1, decay_rate=decay)``,
   Keras 2's own formula ``lr / (1 + decay * iterations)``. Its step counter is the
   optimizer's, so it restarts whenever the trainer builds a fresh optimizer.
-* As in MADlib: at most one metric; custom functions are not supported.
+* Several metrics may be compiled (MADlib allows one): the first is MADlib's
+  ``metric``, the others are computed alongside it; a metric listed twice is
+  refused. Custom functions are not supported.
 * The packed tables hold class indexes. ``sparse_*`` losses train on them as they
   are; any other loss (MADlib's ``categorical_crossentropy``) gets one-hot labels:
   see :attr:`CompileParams.sparse_labels`. A categorical metric must agree with the
@@ -115,7 +117,8 @@ class CompileParams:
         optimizer_kwargs: Keyword arguments of the optimizer (``lr`` already renamed
             ``learning_rate``; ``decay`` kept, see :func:`build_optimizer`). Read-only.
         loss: Keras loss name, e.g. ``"categorical_crossentropy"``.
-        metrics: Metric names, at most one. Defaults to none.
+        metrics: Metric names, in order; the first is the one MADlib's columns
+            report. Defaults to none.
         original: The string this was parsed from; not part of equality.
             Defaults to ``""``.
     """
@@ -652,8 +655,9 @@ def _check_metrics(metrics: Any) -> tuple[str, ...]:
         raise UsageError(
             f"metrics must be a list of metric names, e.g. ['accuracy'], got {metrics!r}"
         )
-    if len(metrics) > 1:
-        raise UsageError(f"only one metric at a time is supported, got {list(metrics)!r}")
+    twice = next((m for i, m in enumerate(metrics) if m in metrics[:i]), None)
+    if twice is not None:
+        raise UsageError(f"metric {twice!r} is listed twice in {list(metrics)!r}")
     for metric in metrics:
         if metric.lower() in _COMPILE_ONLY_METRICS:
             continue

@@ -298,3 +298,24 @@ def gpu_configuration(plpy: Any, output_table: str, source: str) -> None:
                                          row["memory_total_mb"], row["driver"]))
 
     call(plpy, write)
+
+
+# --- evaluation -----------------------------------------------------------------------
+def evaluate(plpy: Any, model_table: str, test_table: str, output_table: str,
+             use_gpus: bool, mst_key: int | None) -> str:
+    """``gpdl.madlib_keras_evaluate``: the ``EvaluateResult`` as JSON (NaN as null)."""
+    import math
+
+    from gpdl_backend.evaluate import evaluate as run
+
+    def finite(value: Any) -> Any:
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    def go(dsn: str) -> str:
+        result = asdict(run(dsn, model_table, test_table, output_table, use_gpus=use_gpus,
+                            mst_key=mst_key))
+        result.update(loss=finite(result["loss"]), metric=finite(result["metric"]),
+                      metrics_all=[finite(v) for v in result["metrics_all"]])
+        return json.dumps(result)
+
+    return call(plpy, go)

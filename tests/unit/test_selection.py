@@ -136,9 +136,12 @@ def test_categorical_metric_must_agree_with_the_loss(loss, metric):
         parse_compile_params(f"loss='{loss}', optimizer='adam', metrics=['{metric}']")
 
 
-def test_only_one_metric():
-    with pytest.raises(UsageError, match="one metric"):
-        parse_compile_params("loss='mse', optimizer='adam', metrics=['accuracy', 'mae']")
+def test_several_metrics_keep_their_order_and_a_repeat_is_refused():
+    params = parse_compile_params("loss='mse', optimizer='adam', metrics=['mae', 'accuracy']")
+    assert params.metrics == ("mae", "accuracy")
+    assert parse_compile_params(format_compile_params(params)).metrics == ("mae", "accuracy")
+    with pytest.raises(UsageError, match="'mae' is listed twice"):
+        parse_compile_params("loss='mse', optimizer='adam', metrics=['mae', 'acc', 'mae']")
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +77,58 @@ class JobPlan:
     start_iteration: int = 0
     completed: list[Unit] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Loss and metrics of one model on one packed table, over all its segments.
+
+    Attributes:
+        loss: the mean loss per image.
+        metrics: each compiled metric's mean per image, in the compile
+            parameters' order (None where a segment reported none); ``()``
+            without metrics.
+        images: the images evaluated.
+    """
+
+    loss: float
+    metrics: tuple[float | None, ...]
+    images: int
+
+    @property
+    def metric(self) -> float | None:
+        """The first metric (MADlib's one), or None without metrics."""
+        return self.metrics[0] if self.metrics else None
+
+
+def combine(parts: Iterable[tuple[float, Sequence[float | None], int]]) -> Evaluation:
+    """The evaluation of a whole table from its segments' ``(loss, metrics, images)``.
+
+    Each segment's values are means over its images, so they are weighted by
+    image count: the result is the mean over every image, as one Keras
+    ``evaluate`` over all rows would give. Segments without images count for
+    nothing.
+
+    Example:
+        >>> combine([(1.0, [0.5], 10), (2.0, [1.0], 30), (0.0, [], 0)])
+        Evaluation(loss=1.75, metrics=(0.875,), images=40)
+    """
+    loss, images = 0.0, 0
+    sums: list[float | None] | None = None
+    for part_loss, part_metrics, part_images in parts:
+        if not part_images:
+            continue
+        loss += part_loss * part_images
+        images += part_images
+        weighted = [None if value is None else value * part_images for value in part_metrics]
+        sums = weighted if sums is None else [
+            None if total is None or value is None else total + value
+            for total, value in zip(sums, weighted, strict=True)]
+    if sums is None:
+        return Evaluation(float("nan"), (), 0)
+    return Evaluation(loss / images,
+                      tuple(None if total is None else total / images for total in sums),
+                      images)
 
 
 @dataclass(frozen=True)
@@ -330,8 +382,8 @@ class Driver:
                                                          out.model.identifier))
 
     # --- evaluation ------------------------------------------------------------
-    def _evaluate(self, mst_keys: list[int]) -> dict[int, dict[str, tuple[float, float | None]]]:
-        """Weighted loss/metric per configuration on training (and validation) data."""
+    def _evaluate(self, mst_keys: list[int]) -> dict[int, dict[str, Evaluation]]:
+        """Weighted loss and metrics per configuration on training (and validation) data."""
         plan = self.plan
         targets = ["train"] + (["validation"] if plan.validation is not None else [])
         expected = 0
@@ -340,9 +392,8 @@ class Driver:
                 for target in targets:
                     self.inbox[segment.index].put(("evaluate", (mst, segment.index, target)))
                     expected += 1
-        sums: dict[tuple[int, str], list[float]] = {}
+        parts: dict[tuple[int, str], list[tuple[float, tuple, int]]] = {}
         attempts: dict[tuple[int, int, str], int] = {}
-        no_metric: set[int] = set()
         while expected:
             task, result = self.results.get()
             if isinstance(result, BaseException):
@@ -354,17 +405,10 @@ class Driver:
                 raise result
             mst, _, target = task
             expected -= 1
-            loss, metric, images = result
-            acc = sums.setdefault((mst, target), [0.0, 0.0, 0.0])
-            acc[0] += loss * images
-            acc[1] += (metric or 0.0) * images
-            acc[2] += images
-            if metric is None and images:
-                no_metric.add(mst)  # compiled without a metric: NULL, not 0
-        out: dict[int, dict[str, tuple[float, float | None]]] = {}
-        for (mst, target), (loss, metric, images) in sums.items():
-            out.setdefault(mst, {})[target] = (
-                loss / images, None if mst in no_metric else metric / images)
+            parts.setdefault((mst, target), []).append(result)
+        out: dict[int, dict[str, Evaluation]] = {}
+        for (mst, target), results in parts.items():
+            out.setdefault(mst, {})[target] = combine(results)
         return out
 
     def _commit_iteration(self, iteration: int, metrics: dict, scheduler: MopScheduler) -> None:
@@ -378,8 +422,7 @@ class Driver:
                 cur.execute("ROLLBACK")
                 return
             for mst, values in metrics.items():
-                t_loss, t_metric = values["train"]
-                v_loss, v_metric = values.get("validation", (None, None))
+                train, validation = values["train"], values.get("validation")
                 cur.execute(sql.SQL(
                     # array_append keeps a NULL (no metric) in its place, where
                     # `|| NULL` would drop it and misalign the arrays with
@@ -394,10 +437,22 @@ class Driver:
                     " ELSE validation_metrics END, "
                     "metrics_elapsed_time = array_append(metrics_elapsed_time, %(el)s::float8), "
                     "training_loss_final = %(tl)s, training_metrics_final = %(tm)s, "
-                    "validation_loss_final = %(vl)s, validation_metrics_final = %(vm)s "
+                    "validation_loss_final = %(vl)s, validation_metrics_final = %(vm)s, "
+                    # Every metric: the latest values, and one more row of the 2-D
+                    # history (ARRAY[row] of a 1-D array is a 1×n array).
+                    "training_metrics_all = %(tma)s::float8[], "
+                    "training_metrics_all_history = array_cat(training_metrics_all_history,"
+                    " ARRAY[%(tma)s::float8[]]), "
+                    "validation_metrics_all = %(vma)s::float8[], "
+                    "validation_metrics_all_history = CASE WHEN %(val)s THEN "
+                    " array_cat(validation_metrics_all_history, ARRAY[%(vma)s::float8[]])"
+                    " ELSE validation_metrics_all_history END "
                     "WHERE mst_key = %(mst)s").format(out.info.identifier),
-                    dict(tl=t_loss, tm=t_metric, vl=v_loss, vm=v_metric, el=elapsed,
-                         mst=mst, val=self.plan.validation is not None))
+                    dict(tl=train.loss, tm=train.metric, tma=list(train.metrics),
+                         vl=validation.loss if validation else None,
+                         vm=validation.metric if validation else None,
+                         vma=list(validation.metrics) if validation else None,
+                         el=elapsed, mst=mst, val=validation is not None))
             finished = iteration == self.plan.num_iterations
             if finished:
                 cur.execute(sql.SQL("UPDATE {} SET status = %s WHERE status = %s").format(
@@ -517,20 +572,19 @@ class Driver:
         return statement, params
 
     def _evaluate_one(self, session: _Session, mst: int, index: int,
-                      target: str) -> tuple[float, float | None, int]:
+                      target: str) -> tuple[float, tuple[float | None, ...], int]:
+        """``(loss, metrics, images)`` of one configuration on one segment's partition."""
         plan = self.plan
         segment = plan.segments[index]
         table, oid, buffers = (plan.source, plan.source_oid, segment.train_buffers) \
             if target == "train" else \
             (plan.validation, plan.validation_oid, segment.validation_buffers)
         if buffers == 0:
-            return 0.0, None, 0
+            return 0.0, (), 0
         config = next(c for c in plan.configs if c.mst_key == mst)
         cache_key = f"{oid}:{segment.dist_key}"
         cached = plan.use_caching and cache_key in session.warm
-        statement = _EVALUATE_SQL.format(
-            packed=table.identifier, out=plan.output.model.identifier,
-            x=sql.SQL("NULL::bytea AS x, NULL::bytea AS y" if cached else "x, y"))
+        statement = evaluation_sql(table, plan.output.model, cached)
         params = dict(key=segment.dist_key, mst=mst, token=uuid.uuid4().hex,
                       cache_key=cache_key, num_buffers=buffers,
                       compile=config.compile_params, num_classes=plan.num_classes,
@@ -541,7 +595,32 @@ class Driver:
             row = cur.fetchone()
         if plan.use_caching:
             session.warm.add(cache_key)
-        return float(row[0]), (None if row[1] is None else float(row[1])), int(row[2])
+        return evaluation_row(row)
+
+
+def evaluation_sql(packed: Any, model: Any, cached: bool) -> sql.Composable:
+    """The statement evaluating one model row on one segment's rows of a packed table.
+
+    Args:
+        packed: the packed table (``TableName``).
+        model: a table with ``mst_key, model_arch, model_weights`` (``<out>``).
+        cached: send no pixels (the segment's backend holds the partition).
+
+    Parameters: ``key`` (the ``__dist_key__``), ``mst``, ``token``, ``cache_key``,
+    ``num_buffers``, ``compile``, ``num_classes``, ``norm``, ``threads``,
+    ``use_gpus``, ``segment``, ``use_caching``. Its one row reads with
+    ``evaluation_row``.
+    """
+    return _EVALUATE_SQL.format(
+        packed=packed.identifier, out=model.identifier,
+        x=sql.SQL("NULL::bytea AS x, NULL::bytea AS y" if cached else "x, y"))
+
+
+def evaluation_row(row: Sequence[Any]) -> tuple[float, tuple[float | None, ...], int]:
+    """``(loss, metrics, images)`` from the row ``evaluation_sql`` returns."""
+    loss, _, images, metrics = row
+    values = tuple(None if v is None else float(v) for v in metrics or ())
+    return float(loss), values, int(images)
 
 
 def _classify(error: BaseException, session: _Session) -> BaseException:
@@ -574,9 +653,9 @@ def _classify(error: BaseException, session: _Session) -> BaseException:
 # segment (distributed by the same key), so only the starting weights travel to it.
 _TRAIN_SQL = sql.SQL(
     "INSERT INTO {progress} (iteration, mst_key, segment, __dist_key__, hop, loss, metric,"
-    " images, seconds, model_weights, optimizer_state)"
+    " images, seconds, model_weights, optimizer_state, metrics_all)"
     " SELECT %(iteration)s, %(mst)s, %(segment)s, s.__dist_key__, %(hop)s, (r).loss,"
-    " (r).metric, (r).images, (r).seconds, (r).weights, (r).optimizer_state"
+    " (r).metric, (r).images, (r).seconds, (r).weights, (r).optimizer_state, (r).metrics"
     " FROM (SELECT p.__dist_key__, gpdl.train_unit(%(token)s, %(cache_key)s, p.buffer_id,"
     "  %(num_buffers)s, p.x, p.y, p.x_shape, w.model_arch, %(compile)s, %(fit)s,"
     "  w.model_weights, w.optimizer_state, %(num_classes)s, %(norm)s, %(seed)s, %(threads)s,"
@@ -596,7 +675,7 @@ _HOP_WEIGHTS = sql.SQL(
     " AND h.mst_key = %(mst)s AND h.__dist_key__ = %(previous_key)s")
 
 _EVALUATE_SQL = sql.SQL(
-    "SELECT (r).loss, (r).metric, (r).images"
+    "SELECT (r).loss, (r).metric, (r).images, (r).metrics"
     " FROM (SELECT gpdl.evaluate_unit(%(token)s, %(cache_key)s, p.buffer_id, %(num_buffers)s,"
     "  p.x, p.y, p.x_shape, m.model_arch, %(compile)s, m.model_weights, %(num_classes)s,"
     "  %(norm)s, %(threads)s, %(use_gpus)s, %(segment)s, %(use_caching)s) AS r"

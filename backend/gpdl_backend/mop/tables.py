@@ -2,9 +2,11 @@
 
 - ``<out>``: ``mst_key, model_weights, model_arch`` (+ ``optimizer_state``)
 - ``<out>_info``: per configuration, loss/metric arrays per evaluated iteration
+  (MADlib's columns for the first metric; ``*_metrics_all`` for every metric)
 - ``<out>_summary``: inputs, class values, times, ``metrics_iters``, job status
 - ``<out>_progress``: one row per completed unit (hop), committed with the weights
-  it produced; ``fold_sql`` moves an iteration's last weights into ``<out>``
+  it produced (``metric``: the first metric, ``metrics_all``: every one); ``fold_sql``
+  moves an iteration's last weights into ``<out>``
 """
 
 from __future__ import annotations
@@ -45,6 +47,22 @@ SUMMARY_COLUMNS = (
 )
 
 
+INFO_METRICS_ALL_COLUMNS = (
+    ("training_metrics_all", "double precision[]", None),
+    ("training_metrics_all_history", "double precision[]", "{}"),
+    ("validation_metrics_all", "double precision[]", None),
+    ("validation_metrics_all_history", "double precision[]", "{}"),
+)
+"""gpdl's ``<out>_info`` columns for every compiled metric (MADlib's hold only the first).
+
+``*_metrics_all``: the latest evaluated value of each metric, in ``metrics_type``
+order (NULL before the first evaluation; ``{}`` for a configuration compiled
+without metrics). ``*_metrics_all_history``: a two-dimensional array, one row per
+evaluated iteration (the summary's ``metrics_iters``), one column per metric.
+The validation columns stay NULL / empty without a validation table.
+"""
+
+
 @dataclass(frozen=True)
 class OutputTables:
     """The four tables of one training job, from its output name."""
@@ -72,6 +90,12 @@ class OutputTables:
         summary_columns = sql.SQL(", ").join(
             sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
             for name, kind in SUMMARY_COLUMNS)
+        metrics_all_columns = sql.SQL("").join(
+            sql.SQL(", {} {}{}").format(
+                sql.Identifier(name), sql.SQL(kind),
+                sql.SQL(" NOT NULL DEFAULT {}").format(sql.Literal(default))
+                if default is not None else sql.SQL(""))
+            for name, kind, default in INFO_METRICS_ALL_COLUMNS)
         return [
             sql.SQL("CREATE TABLE {} (mst_key integer PRIMARY KEY, model_weights bytea, "
                     "model_arch json, optimizer_state bytea){}").format(
@@ -85,8 +109,8 @@ class OutputTables:
                 "training_loss double precision[], validation_metrics_final double precision, "
                 "validation_loss_final double precision, validation_metrics double "
                 "precision[], validation_loss double precision[], status text, "
-                "stop_requested boolean NOT NULL DEFAULT false, num_params bigint){}"
-            ).format(self.info.identifier, by_mst),
+                "stop_requested boolean NOT NULL DEFAULT false, num_params bigint{}){}"
+            ).format(self.info.identifier, metrics_all_columns, by_mst),
             sql.SQL("CREATE TABLE {} ({}){}").format(
                 self.summary.identifier, summary_columns, engine.distributed_replicated()),
             # A hop's row holds the weights it produced until its iteration is folded
@@ -98,7 +122,7 @@ class OutputTables:
                 "hop integer NOT NULL, loss double precision, metric double precision, "
                 "images integer, seconds double precision, "
                 "finished_at timestamptz NOT NULL DEFAULT clock_timestamp(), "
-                "model_weights bytea, optimizer_state bytea, "
+                "model_weights bytea, optimizer_state bytea, metrics_all double precision[], "
                 "PRIMARY KEY (iteration, mst_key, __dist_key__)){}"
             ).format(self.progress.identifier, engine.distributed_by_key()),
         ]

@@ -180,7 +180,9 @@ def train_unit(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffers:
 
     Returns:
         ``[]`` until the last buffer row, then one row
-        ``(weights, optimizer_state, loss, metric, images, seconds)``.
+        ``(weights, optimizer_state, loss, metric, images, seconds, metrics)``:
+        ``metric`` is the first compiled metric (MADlib's one), ``metrics``
+        every compiled metric in the order of the compile parameters.
     """
     ready = _ready(GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape, model_arch,
                    compile_params, num_classes, normalizing_const, threads, use_gpus, segment,
@@ -198,9 +200,10 @@ def train_unit(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffers:
     history = model.fit(partition.x, partition.targets(entry.compile_params.sparse_labels),
                         **selection.fit_kwargs(fit))
     loss = float(history.history["loss"][-1])
-    metric = _last_metric(history.history, entry.compile_params)
+    metrics = metric_values(history.history, entry.compile_params)
     return [(keras_model.weights_to_bytes(model), keras_model.optimizer_state_to_bytes(model),
-             loss, metric, int(partition.x.shape[0]), time.perf_counter() - started)]
+             loss, metrics[0] if metrics else None, int(partition.x.shape[0]),
+             time.perf_counter() - started, metrics)]
 
 
 def evaluate_unit(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffers: int,
@@ -208,10 +211,11 @@ def evaluate_unit(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffe
                   compile_params: str, weights: bytes, num_classes: int,
                   normalizing_const: float, threads: int, use_gpus: bool, segment: int,
                   use_caching: bool) -> list[tuple]:
-    """Loss and metric of one configuration on this segment's partition.
+    """Loss and metrics of one configuration on this segment's partition.
 
     Returns:
-        ``[]`` until the last buffer row, then ``(loss, metric, images, seconds)``.
+        ``[]`` until the last buffer row, then ``(loss, metric, images, seconds,
+        metrics)``: ``metric`` is the first compiled metric, ``metrics`` all of them.
     """
     ready = _ready(GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape, model_arch,
                    compile_params, num_classes, normalizing_const, threads, use_gpus, segment,
@@ -223,22 +227,53 @@ def evaluate_unit(GD: Any, token: str, cache_key: str, buffer_id: int, num_buffe
     result = entry.model.evaluate(
         partition.x, partition.targets(entry.compile_params.sparse_labels),
         batch_size=1024, verbose=0, return_dict=True)
-    metric = _last_metric({k: [v] for k, v in result.items()}, entry.compile_params)
-    return [(float(result["loss"]), metric, int(partition.x.shape[0]),
-             time.perf_counter() - started)]
+    metrics = metric_values(result, entry.compile_params)
+    return [(float(result["loss"]), metrics[0] if metrics else None,
+             int(partition.x.shape[0]), time.perf_counter() - started, metrics)]
 
 
-def _last_metric(history: dict, params: selection.CompileParams) -> float | None:
-    """The configuration's (single) metric from a Keras history or result dict."""
-    if not params.metrics:
-        return None
-    names = [k for k in history if k != "loss" and not k.startswith("val_")]
-    wanted = params.metrics[0]
+def metric_values(results: dict, params: selection.CompileParams) -> list[float | None]:
+    """Every compiled metric's value, in the order of ``params.metrics``.
+
+    Keras reports metrics by name and in its own order (``evaluate`` sorts
+    them): a metric given as a string is named by that string, so exact names
+    come first; a name Keras spelled otherwise falls back to the closest one
+    not already taken, as the single-metric trainer always matched.
+
+    Args:
+        results: a Keras history (lists; the last value counts) or an
+            ``evaluate(return_dict=True)`` result.
+        params: the configuration's compile parameters.
+
+    Returns:
+        One value per metric (None where Keras reported nothing); ``[]``
+        without metrics.
+
+    Example:
+        >>> metric_values({"loss": 0.9, "accuracy": 0.5, "mae": 0.3},
+        ...               selection.parse_compile_params(
+        ...                   "loss='mse', optimizer='adam', metrics=['mae', 'accuracy']"))
+        [0.3, 0.5]
+    """
+    last = {name: float(value[-1] if isinstance(value, list | tuple) else value)
+            for name, value in results.items()
+            if name != "loss" and not name.startswith("val_")}
+    taken = {wanted for wanted in params.metrics if wanted in last}
+    values: list[float | None] = []
+    for wanted in params.metrics:
+        name = wanted if wanted in last else _closest_metric(wanted, [
+            n for n in last if n not in taken])
+        if name is not None:
+            taken.add(name)
+        values.append(None if name is None else last[name])
+    return values
+
+
+def _closest_metric(wanted: str, names: list[str]) -> str | None:
     for name in names:
-        if name == wanted or name.endswith(wanted) or (
-                wanted in ("acc", "accuracy") and "accuracy" in name):
-            return float(history[name][-1])
-    return float(history[names[0]][-1]) if names else None
+        if name.endswith(wanted) or (wanted in ("acc", "accuracy") and "accuracy" in name):
+            return name
+    return names[0] if names else None
 
 
 def init_weights(GD: Any, model_arch: str, compile_params: str, seed: int) -> bytes:
@@ -258,7 +293,9 @@ def check_config(model_arch: str, compile_params: str, fit_params: str,
     output fit the data, ``class_weight`` names only the data's classes, and
     the optimizer is built and takes one step (of zero gradients, on this
     throwaway model), so values Keras refuses (``SGD(momentum=5.0)``,
-    ``Adam(beta_1='x')``) are refused now.
+    ``Adam(beta_1='x')``) are refused now, and every metric is computed once
+    on made-up predictions of the model's output shape (Keras builds metrics
+    only when it first trains or evaluates).
     """
     try:
         params = selection.parse_compile_params(compile_params)
@@ -267,6 +304,7 @@ def check_config(model_arch: str, compile_params: str, fit_params: str,
         keras_model.check_fits_data(model, image_shape, num_classes)
         _check_class_weight(fit, num_classes)
         _check_optimizer(model, params)
+        _check_metrics(model, params, num_classes)
     except UsageError as error:
         return str(error)
     return None
@@ -294,10 +332,39 @@ def _check_optimizer(model: Any, params: selection.CompileParams) -> None:
         zeros = [keras.ops.zeros_like(v) for v in model.trainable_variables]
         model.optimizer.apply(zeros, model.trainable_variables)
     except Exception as error:  # TypeError, ValueError, TensorFlow's own errors
-        reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", str(error), flags=re.S).strip()
+        reason = _keras_reason(error)
         arguments = ", ".join(f"{k}={v!r}" for k, v in params.optimizer_kwargs.items())
         raise UsageError(f"Keras refused the optimizer {params.optimizer}({arguments}): "
                          f"{reason or type(error).__name__}") from error
+
+
+def _check_metrics(model: Any, params: selection.CompileParams, num_classes: int) -> None:
+    """Compute every compiled metric on two made-up rows, as training will.
+
+    Raises:
+        UsageError: Keras cannot compute a metric on this model's output and
+            labels, or reports no value for one.
+    """
+    if not params.metrics:
+        return
+    labels = np.arange(2) % num_classes
+    targets = labels if params.sparse_labels else np.eye(num_classes, dtype=np.float32)[labels]
+    predictions = np.full((2, num_classes), 1.0 / num_classes, dtype=np.float32)
+    try:
+        results = model.compute_metrics(None, targets, predictions)
+    except Exception as error:  # ValueError, TypeError, TensorFlow's own errors
+        reason = _keras_reason(error)
+        raise UsageError(f"Keras cannot compute metrics={list(params.metrics)!r}: "
+                         f"{reason or type(error).__name__}") from error
+    values = metric_values({k: float(v) for k, v in results.items()}, params)
+    missing = [m for m, v in zip(params.metrics, values, strict=True) if v is None]
+    if missing:
+        raise UsageError(f"Keras reports no value for metric {missing[0]!r}")
+
+
+def _keras_reason(error: Exception) -> str:
+    """A Keras or TensorFlow error's message without its op and graph noise."""
+    return re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*$", "", str(error), flags=re.S).strip()
 
 
 def thread_count(num_segments_on_host: int) -> int:

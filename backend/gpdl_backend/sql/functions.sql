@@ -78,6 +78,8 @@ return worker.init_weights(GD, model_arch, compile_params, seed)
 $$ LANGUAGE plpython3u;
 
 -- ---------------------------------------------------------------- training
+-- A unit's metric is the first compiled metric (MADlib's one); metrics holds every
+-- compiled metric, in the order of the compile parameters.
 CREATE FUNCTION gpdl.train_unit(
     token text, cache_key text, buffer_id integer, num_buffers integer,
     x bytea, y bytea, x_shape integer[], model_arch json, compile_params text,
@@ -86,7 +88,8 @@ CREATE FUNCTION gpdl.train_unit(
     segment integer, use_caching boolean
 ) RETURNS TABLE (
     weights bytea, optimizer_state bytea, loss double precision,
-    metric double precision, images integer, seconds double precision
+    metric double precision, images integer, seconds double precision,
+    metrics double precision[]
 ) AS $$
 #PRELUDE
 from gpdl_backend.mop import worker
@@ -103,7 +106,7 @@ CREATE FUNCTION gpdl.evaluate_unit(
     use_gpus boolean, segment integer, use_caching boolean
 ) RETURNS TABLE (
     loss double precision, metric double precision, images integer,
-    seconds double precision
+    seconds double precision, metrics double precision[]
 ) AS $$
 #PRELUDE
 from gpdl_backend.mop import worker
@@ -337,3 +340,22 @@ RETURNS void AS $$
 from gpdl_backend import sql_api
 sql_api.gpu_configuration(plpy, output_table, source)
 $$ LANGUAGE plpython3u VOLATILE;
+
+-- MADlib's evaluate: loss and metrics of a trained configuration on a packed table, one
+-- session per segment running the trainer's gpdl.evaluate_unit over its own rows.
+-- The output holds MADlib's (loss, metric, metrics_type, loss_type) and metrics_all.
+CREATE FUNCTION gpdl.madlib_keras_evaluate(
+    model_table text, test_table text, output_table text, use_gpus boolean DEFAULT false,
+    mst_key integer DEFAULT NULL
+) RETURNS json AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+return sql_api.evaluate(plpy, model_table, test_table, output_table, use_gpus, mst_key)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.evaluate(
+    model_table text, test_table text, output_table text, use_gpus boolean DEFAULT false,
+    mst_key integer DEFAULT NULL
+) RETURNS json AS $$
+    SELECT gpdl.madlib_keras_evaluate($1, $2, $3, $4, $5)
+$$ LANGUAGE sql VOLATILE;
