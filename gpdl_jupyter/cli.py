@@ -17,8 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gpdl_backend.errors import GpdlError
+from gpdl_jupyter.magics.commands import COMMANDS, Context
 from gpdl_jupyter.progress import tqdm_bar
-from gpdl_jupyter.usage import cli_spelling, table_argument
+from gpdl_jupyter.usage import cli_spelling
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -181,15 +182,15 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from gpdl_backend.images.loader import load_images
+    from gpdl_jupyter import api
 
     bar, update = tqdm_bar("file", f"loading {args.table}", notebook=False)
     with bar:
-        result = load_images(
-            _dsn(args), args.location, args.table, batch_size=args.batch_size,
-            server=args.server, resize=tuple(args.resize) if args.resize else None,
-            color_mode=args.color_mode, int_pixels=args.int_pixels,
-            if_exists=args.if_exists, progress=update)
+        result = api.load_images(
+            args.location, args.table, batch_size=args.batch_size, server=args.server,
+            resize=tuple(args.resize) if args.resize else None, color_mode=args.color_mode,
+            int_pixels=args.int_pixels, if_exists=args.if_exists, threads=args.threads,
+            num_segments=args.segments, progress=update, dsn=_dsn(args))
     print(f"{result.images} images in {result.rows} rows into {result.table} "
           f"({result.errors} skipped, see {result.table}_errors) "
           f"in {result.seconds:.1f} s = {result.images_per_second:.0f} images/s")
@@ -197,17 +198,14 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
-    from gpdl_backend import preprocess
+    from gpdl_jupyter import api
 
-    options = dict(buffer_size=args.buffer_size, seed=args.seed, if_exists=args.if_exists,
-                   progress=print)
-    if args.validation_of is not None:  # an empty name is refused, not "training data"
-        result = preprocess.validation_preprocessor(
-            _dsn(args), args.source, args.output, args.validation_of, **options)
-    else:
-        result = preprocess.training_preprocessor(
-            _dsn(args), args.source, args.output,
-            normalizing_const=args.normalizing_const, **options)
+    # An empty --validation-of is refused, not read as "training data".
+    result = api.preprocess(
+        args.source, args.output, validation_of=args.validation_of,
+        buffer_size=args.buffer_size, normalizing_const=args.normalizing_const,
+        seed=args.seed, if_exists=args.if_exists, num_segments=args.segments, progress=print,
+        dsn=_dsn(args))
     print(f"{result.images} images of {'x'.join(map(str, result.image_shape))} packed into "
           f"{result.buffers} buffers of {result.buffer_size} over {result.num_segments} "
           f"segments in {result.table}; {len(result.class_values)} classes")
@@ -265,11 +263,34 @@ def cmd_job(args: argparse.Namespace) -> int:
     from gpdl_backend.mop.job import TrainingJob
     from gpdl_jupyter import api
 
+    if args.output is None:  # status alone: the database
+        print(api.info(dsn=_dsn(args)))
+        return 0
     if args.command == "stop":
         api.stop(args.output, mst_key=args.mst_key, dsn=_dsn(args))
         print("stop requested" + (f" for mst {args.mst_key}" if args.mst_key else ""))
     else:
         _print_job(TrainingJob.attach(_dsn(args), args.output).status())
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from gpdl_jupyter import api
+
+    result = api.evaluate(args.model_table, args.test_table, args.output,
+                          mst_key=args.mst_key, dsn=_dsn(args))
+    metrics = ", ".join(f"{name} {value:.4f}" for name, value in
+                        zip(result.metrics_type, result.metrics_all, strict=True)
+                        if value is not None)
+    print(f"mst_key {result.mst_key} on {result.images} images: {result.loss_type} "
+          f"{result.loss:.4f}" + (f", {metrics}" if metrics else "") + f" -> {result.table}")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from gpdl_jupyter import api
+
+    print(repr(api.jobs(state=args.state, dsn=_dsn(args))))
     return 0
 
 
@@ -347,59 +368,19 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0)
     data.set_defaults(handler=cmd_datasets)
 
-    load = sub.add_parser("load", parents=[common], help="load images into a table, in parallel")
-    load.add_argument("location")
-    load.add_argument("table", type=table_argument)
-    load.add_argument("--dsn")
-    load.add_argument("--batch-size", type=int, default=500)
-    load.add_argument("--server", help="object-store config name (credentials)")
-    load.add_argument("--resize", type=int, nargs=2, metavar=("H", "W"))
-    load.add_argument("--color-mode", default="RGB", choices=["RGB", "L"])
-    load.add_argument("--int-pixels", action="store_true", help="also fill pixels INT[]")
-    load.add_argument("--if-exists", default="fail", choices=["fail", "replace", "append"])
-    load.set_defaults(handler=cmd_load)
-
-    pre = sub.add_parser("preprocess", parents=[common],
-                         help="pack an image table into training buffers")
-    pre.add_argument("source", type=table_argument)
-    pre.add_argument("output", type=table_argument)
-    pre.add_argument("--dsn")
-    pre.add_argument("--validation-of", metavar="TRAINING_PACKED", type=table_argument,
-                     help="pack as validation data of this packed training table")
-    pre.add_argument("--buffer-size", type=int)
-    pre.add_argument("--normalizing-const", type=float, default=255.0)
-    pre.add_argument("--seed", type=int, default=0)
-    pre.add_argument("--if-exists", default="fail", choices=["fail", "replace"])
-    pre.set_defaults(handler=cmd_preprocess)
-
-    fit = sub.add_parser("fit", parents=[common],
-                         help="train every configuration with model hopper parallelism")
-    fit.add_argument("source", type=table_argument, help="packed training table")
-    fit.add_argument("output", type=table_argument, help="model output table")
-    fit.add_argument("mst_table", type=table_argument, help="model selection table")
-    fit.add_argument("--iterations", type=int, default=10)
-    fit.add_argument("--validation", type=table_argument, help="packed validation table")
-    fit.add_argument("--metrics-frequency", type=int, help="evaluate every N iterations")
-    fit.add_argument("--use-gpus", action="store_true")
-    fit.add_argument("--warm-start", action="store_true")
-    fit.add_argument("--no-caching", action="store_true")
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--name")
-    fit.add_argument("--description")
-    fit.add_argument("--dsn")
-    fit.set_defaults(handler=cmd_fit)
-
-    res = sub.add_parser("resume", parents=[common], help="continue a training job")
-    res.add_argument("output", type=table_argument)
-    res.add_argument("--dsn")
-    res.set_defaults(handler=cmd_resume)
-
-    for name, text in (("status", "show a training job"), ("stop", "stop a training job")):
-        job = sub.add_parser(name, parents=[common], help=text)
-        job.add_argument("output", type=table_argument)
-        job.add_argument("--mst-key", type=int, help="stop one configuration only")
-        job.add_argument("--dsn")
-        job.set_defaults(handler=cmd_job)
+    # The commands a notebook has too: their options come from the %gpdl command
+    # table, defined once; only what the terminal shows differs.
+    for name, handler in (("load", cmd_load), ("preprocess", cmd_preprocess),
+                          ("fit", cmd_fit), ("resume", cmd_resume), ("status", cmd_job),
+                          ("stop", cmd_job), ("jobs", cmd_jobs), ("evaluate", cmd_evaluate)):
+        module = COMMANDS[name]
+        command = sub.add_parser(name, parents=[common], help=module.HELP)
+        module.add_arguments(command, Context())
+        command.add_argument("--dsn", help="database URL (default: $DATABASE_URL, else the "
+                             "embedded server)")
+        command.add_argument("--show-sql", action="store_true",
+                             help="print the statement instead of running it")
+        command.set_defaults(handler=_or_show_sql(handler))
 
     demo = sub.add_parser("demo", parents=[common],
                           help="the end-to-end demo on the embedded database")
@@ -415,6 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print the server's DSN with its password (default: masked)")
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _or_show_sql(handler: Callable[[argparse.Namespace], int]
+                 ) -> Callable[[argparse.Namespace], int]:
+    """With --show-sql, print the statement the command would send (as %gpdl does)."""
+    def run(args: argparse.Namespace) -> int:
+        if not args.show_sql:
+            return handler(args)
+        print(COMMANDS[args.command].run(args, Context(show_sql=True)))
+        return 0
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:

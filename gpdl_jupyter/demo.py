@@ -18,9 +18,8 @@ from pathlib import Path
 
 from gpdl_backend import datasets
 from gpdl_backend.embedded import EmbeddedServer
-from gpdl_backend.images.loader import load_images
 from gpdl_backend.install import install
-from gpdl_backend.preprocess import training_preprocessor, validation_preprocessor
+from gpdl_jupyter import api
 from gpdl_jupyter.connection import mask_password
 from gpdl_jupyter.report import CellEvent, NotebookFailed, ReportFiles, run_notebook, write_reports
 
@@ -89,16 +88,16 @@ def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path |
         with step(f"load {directory / split} into {table}"):
             bar, update = _bar("loading")
             with bar:
-                loaded = load_images(dsn, str(directory / split), table, color_mode="L",
-                                     if_exists="replace", progress=update)
+                loaded = api.load_images(str(directory / split), table, color_mode="L",
+                                         if_exists="replace", progress=update, dsn=dsn)
             print(f"    {loaded.images} images, {loaded.errors} skipped, "
                   f"{loaded.images_per_second:.0f} images/s")
             made[table] = loaded.images
     with step("pack into training and validation buffers"):
-        packed = training_preprocessor(dsn, "fashion_train", "fashion_train_packed",
-                                       if_exists="replace")
-        validation_preprocessor(dsn, "fashion_test", "fashion_test_packed",
-                                "fashion_train_packed", if_exists="replace")
+        packed = api.preprocess("fashion_train", "fashion_train_packed", if_exists="replace",
+                                dsn=dsn)
+        api.preprocess("fashion_test", "fashion_test_packed",
+                       validation_of="fashion_train_packed", if_exists="replace", dsn=dsn)
         print(f"    {packed.images} images in {packed.buffers} buffers over "
               f"{packed.num_segments} segments, classes: {', '.join(packed.class_values)}")
     print(f"\nready: {dsn if show_password else mask_password(dsn)}")

@@ -28,7 +28,8 @@ from gpdl_backend import engine as engines
 from gpdl_backend.client import connect
 from gpdl_backend.errors import GpdlError
 
-__all__ = ["Param", "ShownSql", "engine_for", "function_call", "render", "shown"]
+__all__ = ["Param", "ShownSql", "SqlCall", "call_text", "engine_for", "function_call", "render",
+           "shown"]
 
 
 @dataclass(frozen=True)
@@ -62,20 +63,58 @@ def shown(lines: Iterable[str | sql.Composable]) -> ShownSql:
     return ShownSql("\n".join(parts))
 
 
-def function_call(function: str, *args: Any, **named: Any) -> str:
-    """``SELECT gpdl.<function>(...)`` with every value a literal: the statement that runs.
+@dataclass(frozen=True)
+class SqlCall:
+    """One call of a gpdl SQL function: the statement's text and its binary parameters.
+
+    Every value is a literal in the text except bytes (an image, weights), which
+    are ``%s`` parameters; the text is then what psycopg2 takes as a template
+    (``%`` written ``%%``). ``shown()`` is the text that runs.
+    """
+
+    text: str
+    params: tuple[bytes, ...] = ()
+
+    def shown(self) -> ShownSql:
+        notes = [f"\n-- parameter {i}: {len(value)} bytes"
+                 for i, value in enumerate(self.params, start=1)]
+        return ShownSql(self.text + ";" + "".join(notes))
+
+
+def function_call(function: str, *args: Any, rows: bool = False, **named: Any) -> SqlCall:
+    """``SELECT gpdl.<function>(...)`` (``rows``: ``SELECT * FROM ...``): the statement that runs.
 
     Named arguments use SQL's ``name => value``; None-valued named arguments
     are left out (the function's default applies).
 
     Example:
-        >>> function_call("stop_job", "models", mst_key=2)
+        >>> function_call("stop_job", "models", mst_key=2).text
         "SELECT gpdl.stop_job('models', mst_key => 2)"
     """
-    values = [literal(value) for value in args]
-    values += [f"{name} => {literal(value)}" for name, value in named.items()
-               if value is not None]
-    return f"SELECT gpdl.{function}({', '.join(values)})"
+    binary = any(isinstance(v, bytes | bytearray | memoryview)
+                 for v in (*args, *named.values()))
+    params: list[bytes] = []
+
+    def value(item: Any) -> str:
+        if isinstance(item, bytes | bytearray | memoryview):
+            params.append(bytes(item))
+            return "%s"
+        text = literal(item)
+        return text.replace("%", "%%") if binary else text
+
+    values = [value(item) for item in args]
+    values += [f"{name} => {value(item)}" for name, item in named.items() if item is not None]
+    call = f"gpdl.{function}({', '.join(values)})"
+    return SqlCall(f"SELECT * FROM {call}" if rows else f"SELECT {call}", tuple(params))
+
+
+def call_text(function: str, dsn: str, *args: Any, **kwargs: Any) -> str:
+    """A comment line naming a client-side step (a file write, a check), its DSN masked."""
+    from gpdl_jupyter.connection import mask_password
+
+    shown_args = [repr(mask_password(dsn))] + [repr(a) for a in args]
+    shown_args += [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"-- {function}({', '.join(shown_args)})"
 
 
 def render(composable: sql.Composable) -> str:

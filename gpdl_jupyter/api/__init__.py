@@ -3,9 +3,10 @@
 Every function takes plain keyword arguments with defaults, finds its
 database with :func:`gpdl_jupyter.connection.resolve_dsn` (``dsn=`` → the
 connection chosen with :func:`connect` → jupysql's active connection →
-``$DATABASE_URL`` → the embedded server) and calls one backend function.
-With ``show_sql=True`` it does nothing and returns the SQL and driver calls
-it would run, as text (:class:`~gpdl_jupyter.sqltext.ShownSql`).
+``$DATABASE_URL`` → the embedded server) and runs one call of a gpdl SQL
+function (``gpdl.load_images``, ``gpdl.madlib_keras_fit_multiple_model``, ...):
+the work happens beside the database. With ``show_sql=True`` it does nothing
+and returns that statement, as text (:class:`~gpdl_jupyter.sqltext.ShownSql`).
 
 Example::
 
@@ -24,26 +25,36 @@ Example::
 
 from gpdl_jupyter.api._connect import connect, dsn, info
 from gpdl_jupyter.api._data import load_images, preprocess
-from gpdl_jupyter.api._inference import gpu_usage, predict, predict_image
-from gpdl_jupyter.api._models import delete_model, load_model, select_models
+from gpdl_jupyter.api._inference import evaluate, gpu_usage, predict, predict_image
+from gpdl_jupyter.api._models import (
+    add_to_selection,
+    delete_model,
+    load_model,
+    read_model,
+    select_models,
+)
 from gpdl_jupyter.api._servers import add_server, servers_dir
 from gpdl_jupyter.api._tables import drop_tables
-from gpdl_jupyter.api._training import fit, resume, status, stop
+from gpdl_jupyter.api._training import fit, jobs, resume, status, stop
 
 __all__ = [
     "add_server",
+    "add_to_selection",
     "connect",
     "delete_model",
     "drop_tables",
     "dsn",
+    "evaluate",
     "fit",
     "gpu_usage",
     "info",
+    "jobs",
     "load_images",
     "load_model",
     "predict",
     "predict_image",
     "preprocess",
+    "read_model",
     "resume",
     "select_models",
     "servers_dir",

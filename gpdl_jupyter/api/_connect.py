@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gpdl_jupyter import connection, plans
+from gpdl_jupyter import connection
 from gpdl_jupyter.api._common import resolve
-from gpdl_jupyter.sqltext import ShownSql
+from gpdl_jupyter.sqltext import ShownSql, shown
 
 
 def connect(dsn: str | None = None, *, show_sql: bool = False
@@ -32,7 +32,7 @@ def connect(dsn: str | None = None, *, show_sql: bool = False
         connection.CURRENT.reset()  # look past an earlier choice
     url = resolve(dsn, show_sql)
     if show_sql:
-        return plans.connect_plan(url)
+        return _probe_sql(url)
     found = connection.check_connection(url)
     connection.CURRENT.set(url)
     return found
@@ -63,5 +63,14 @@ def info(*, dsn: str | None = None, show_sql: bool = False
     """
     url = resolve(dsn, show_sql)
     if show_sql:
-        return plans.connect_plan(url)
+        return _probe_sql(url)
     return connection.check_connection(url)
+
+
+def _probe_sql(url: str) -> ShownSql:
+    """What ``connect`` and ``info`` run: a read-only probe of the server."""
+    return shown([
+        f"-- connect to {connection.mask_password(url)} and describe the server (read-only)",
+        "SELECT version();",
+        "SELECT gpdl.version();",
+    ])

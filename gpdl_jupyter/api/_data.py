@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gpdl_jupyter import plans
-from gpdl_jupyter.api._common import resolve
-from gpdl_jupyter.sqltext import ShownSql
+from gpdl_backend.notices import parse_progress
+from gpdl_jupyter.api._common import check_tables, resolve, run_call
+from gpdl_jupyter.sqltext import ShownSql, function_call
 
 if TYPE_CHECKING:
     from gpdl_backend.images.loader import LoadResult
@@ -60,15 +60,21 @@ def load_images(
         >>> load_images("s3://bucket/train", "train_images", server="minio", resize=(32, 32))
         LoadResult(table='train_images', images=50000, rows=100, errors=0, ...)
     """
+    check_tables(table)
     url = resolve(dsn, show_sql)
-    options = dict(batch_size=batch_size, server=server, resize=resize, color_mode=color_mode,
-                   int_pixels=int_pixels, if_exists=if_exists, num_segments=num_segments,
-                   threads=threads)
+    call = function_call("load_images", location, table, batch_size, server,
+                         list(resize) if resize else None, color_mode, int_pixels, if_exists,
+                         threads, num_segments=num_segments)
     if show_sql:
-        return plans.load_images_plan(url, location, table, **options)
-    from gpdl_backend.images.loader import load_images as run
+        return call.shown()
+    from gpdl_backend.images.loader import LoadResult
 
-    return run(url, location, table, progress=progress, **options)
+    def on_notice(message: str) -> None:
+        found = parse_progress(message)
+        if progress is not None and found is not None:
+            progress(found.done, found.total, int(found.detail.split()[1]))
+
+    return LoadResult(**run_call(url, call, on_notice))
 
 
 def preprocess(
@@ -114,18 +120,20 @@ def preprocess(
         >>> preprocess("train_images", "train_packed")
         >>> preprocess("test_images", "test_packed", validation_of="train_packed")
     """
+    check_tables(source_table, output_table, validation_of)
     url = resolve(dsn, show_sql)
-    if show_sql:
-        return plans.preprocess_plan(
-            url, source_table, output_table, validation_of=validation_of,
-            buffer_size=buffer_size, normalizing_const=normalizing_const,
-            num_segments=num_segments, seed=seed, if_exists=if_exists)
-    from gpdl_backend import preprocess as backend
-
-    options = dict(buffer_size=buffer_size, num_segments=num_segments, seed=seed,
-                   if_exists=if_exists, progress=progress)
     if validation_of is not None:
-        return backend.validation_preprocessor(url, source_table, output_table, validation_of,
-                                               **options)
-    return backend.training_preprocessor(url, source_table, output_table,
-                                         normalizing_const=normalizing_const, **options)
+        call = function_call("validation_preprocessor_dl", source_table, output_table, "y",
+                             "x", validation_of, buffer_size, seed=seed, if_exists=if_exists,
+                             num_segments=num_segments)
+    else:
+        call = function_call("training_preprocessor_dl", source_table, output_table, "y", "x",
+                             buffer_size, normalizing_const, seed=seed, if_exists=if_exists,
+                             num_segments=num_segments)
+    if show_sql:
+        return call.shown()
+    from gpdl_backend.preprocess import PackResult
+
+    result = run_call(url, call, progress)
+    return PackResult(**{**result, "class_values": tuple(result["class_values"]),
+                         "image_shape": tuple(result["image_shape"])})

@@ -1,4 +1,4 @@
-"""Inference and monitoring: ``predict``, ``predict_image``, ``gpu_usage``."""
+"""Inference and monitoring: ``predict``, ``evaluate``, ``predict_image``, ``gpu_usage``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpdl_backend.errors import UsageError
-from gpdl_jupyter import plans
-from gpdl_jupyter.api._common import resolve
+from gpdl_jupyter.api._common import check_tables, resolve, run_call, run_rows
 from gpdl_jupyter.results import Table
-from gpdl_jupyter.sqltext import ShownSql
+from gpdl_jupyter.sqltext import ShownSql, function_call
 
 if TYPE_CHECKING:
+    from gpdl_backend.evaluate import EvaluateResult
     from gpdl_backend.predict import PredictResult
 
 
@@ -25,7 +25,6 @@ def predict(
     mst_key: int | None = None,
     id_col: str = "fullpaths",
     if_exists: str = "fail",
-    num_segments: int | None = None,
     dsn: str | None = None,
     show_sql: bool = False,
 ) -> PredictResult | ShownSql:
@@ -40,7 +39,6 @@ def predict(
         mst_key: the configuration. Defaults to None (the table's only one).
         id_col: the image table's array column naming images. Defaults to ``"fullpaths"``.
         if_exists: ``"fail"`` or ``"replace"``. Defaults to ``"fail"``.
-        num_segments: PostgreSQL concurrent sessions. Defaults to the installed count.
         dsn: the database. Defaults to None.
         show_sql: return what would run instead of running it. Defaults to False.
 
@@ -50,14 +48,51 @@ def predict(
     Example:
         >>> predict("models", "test_images", "predictions", pred_type=3, mst_key=2)
     """
+    check_tables(model_table, test_table, output_table)
     url = resolve(dsn, show_sql)
-    options = dict(pred_type=pred_type, mst_key=mst_key, id_col=id_col, if_exists=if_exists,
-                   num_segments=num_segments)
+    call = function_call("madlib_keras_predict", model_table, test_table, id_col, "x",
+                         output_table, str(pred_type), False, mst_key, if_exists)
     if show_sql:
-        return plans.predict_plan(url, model_table, test_table, output_table, **options)
-    from gpdl_backend.predict import predict as run
+        return call.shown()
+    from gpdl_backend.predict import PredictResult
 
-    return run(url, model_table, test_table, output_table, **options)
+    return PredictResult(**run_call(url, call))
+
+
+def evaluate(
+    model_table: str,
+    test_table: str,
+    output_table: str,
+    *,
+    mst_key: int | None = None,
+    dsn: str | None = None,
+    show_sql: bool = False,
+) -> EvaluateResult | ShownSql:
+    """Loss and metrics of a trained configuration on a packed table, over all segments.
+
+    One call of ``gpdl.madlib_keras_evaluate``; the output table has MADlib's
+    columns (``loss, metric, metrics_type, loss_type``) and ``metrics_all``.
+
+    Args:
+        model_table: trained model table (from :func:`fit`).
+        test_table: packed table (from :func:`preprocess`) with the model's classes.
+        output_table: table to create.
+        mst_key: the configuration. Defaults to None (the table's only one).
+        dsn: the database. Defaults to None.
+        show_sql: return the statement instead of running it. Defaults to False.
+
+    Example:
+        >>> evaluate("models", "test_packed", "models_eval", mst_key=2).metric
+        0.83
+    """
+    check_tables(model_table, test_table, output_table)
+    call = function_call("madlib_keras_evaluate", model_table, test_table, output_table, False,
+                         mst_key)
+    if show_sql:
+        return call.shown()
+    from gpdl_backend.evaluate import EvaluateResult
+
+    return EvaluateResult(**run_call(resolve(dsn, show_sql), call))
 
 
 def _image_bytes(image: Any) -> bytes:
@@ -101,14 +136,13 @@ def predict_image(
         >>> predict_image("models", "cat.png", mst_key=2, k=3)[0]["class_name"]
         'cat'
     """
+    check_tables(model_table)
     url = resolve(dsn, show_sql)
-    data = None if image is None and show_sql else _image_bytes(image)
+    data = b"" if image is None and show_sql else _image_bytes(image)
+    call = function_call("predict_image", model_table, mst_key, data, k, rows=True)
     if show_sql:
-        return plans.predict_image_plan(url, model_table, mst_key,
-                                        None if data is None else len(data), k)
-    from gpdl_backend.predict import predict_image as run
-
-    return Table(run(url, model_table, mst_key, data, k=k))
+        return call.shown()
+    return Table(sorted(run_rows(url, call), key=lambda row: row["rank"]))
 
 
 def gpu_usage(*, dsn: str | None = None, show_sql: bool = False) -> Table | ShownSql:
@@ -122,9 +156,7 @@ def gpu_usage(*, dsn: str | None = None, show_sql: bool = False) -> Table | Show
         >>> gpu_usage()[0]["kind"]
         'gpu'
     """
-    url = resolve(dsn, show_sql)
+    call = function_call("gpu_status", rows=True)
     if show_sql:
-        return plans.gpu_usage_plan(url)
-    from gpdl_backend.gpu_monitor import gpu_usage as run
-
-    return Table(run(url))
+        return call.shown()
+    return Table(run_rows(resolve(dsn, show_sql), call))

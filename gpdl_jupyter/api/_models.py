@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gpdl_backend.errors import UsageError
-from gpdl_jupyter import plans
-from gpdl_jupyter.api._common import resolve
+from gpdl_backend.selection import ModelConfig
+from gpdl_jupyter.api._common import check_tables, resolve, run_call
 from gpdl_jupyter.results import Table
-from gpdl_jupyter.sqltext import ShownSql
+from gpdl_jupyter.sqltext import ShownSql, function_call
 
 
 def _arch_json(model: Any) -> str:
@@ -61,6 +61,7 @@ def load_model(
         >>> load_model("arch", keras.Sequential([...]), name="cnn")
         1
     """
+    check_tables(model_arch_table)
     url = resolve(dsn, show_sql)
     text = _arch_json(model)
     weights = None
@@ -70,14 +71,11 @@ def load_model(
         from gpdl_backend.keras_model import weights_to_bytes
 
         weights = weights_to_bytes(model)
+    call = function_call("load_keras_model", model_arch_table, text, weights, name,
+                         description, model_id)
     if show_sql:
-        return plans.load_model_plan(url, model_arch_table, text, name=name,
-                                     description=description, model_id=model_id,
-                                     has_weights=weights is not None)
-    from gpdl_backend.model_tables import load_keras_model
-
-    return load_keras_model(url, model_arch_table, text, model_weights=weights, name=name,
-                            description=description, model_id=model_id)
+        return call.shown()
+    return run_call(url, call)
 
 
 def delete_model(model_arch_table: str, model_id: int, *, dsn: str | None = None,
@@ -87,14 +85,44 @@ def delete_model(model_arch_table: str, model_id: int, *, dsn: str | None = None
     Example:
         >>> delete_model("arch", 2)
     """
-    url = resolve(dsn, show_sql)
+    call = function_call("delete_keras_model", model_arch_table, model_id)
     if show_sql:
-        return ShownSql(plans.call_text("gpdl_backend.model_tables.delete_keras_model", url,
-                                        model_arch_table, model_id))
-    from gpdl_backend.model_tables import delete_keras_model
-
-    delete_keras_model(url, model_arch_table, model_id)
+        return call.shown()
+    run_call(resolve(dsn, show_sql), call)
     return None
+
+
+def read_model(model_arch_table: str, model_id: int, *,
+               dsn: str | None = None) -> dict[str, Any]:
+    """One architecture: ``{"model_id", "model_arch", "name", "description", "has_weights"}``.
+
+    Raises:
+        UsageError: no such table or ``model_id``.
+    """
+    from gpdl_backend.model_tables import read_keras_model
+
+    return read_keras_model(resolve(dsn, False), model_arch_table, model_id)
+
+
+def add_to_selection(model_selection_table: str, model_id: int, *, dsn: str | None = None,
+                     show_sql: bool = False) -> list[ModelConfig] | ShownSql:
+    """Add one architecture with every (compile, fit) pair already in a selection table.
+
+    One call of ``gpdl.add_model_to_selection``; pairs already there for this
+    model are not added again.
+
+    Returns:
+        The configurations added (none when all were there).
+
+    Example:
+        >>> [c.mst_key for c in add_to_selection("mst", 3)]
+        [9, 10]
+    """
+    check_tables(model_selection_table)
+    call = function_call("add_model_to_selection", model_selection_table, model_id)
+    if show_sql:
+        return call.shown()
+    return [ModelConfig(**row) for row in run_call(resolve(dsn, show_sql), call)]
 
 
 def _is_lists(compile_params: Any, fit_params: Any) -> bool:
@@ -164,24 +192,25 @@ def select_models(
         ...                               "metrics": ["accuracy"]},
         ...               fit_params={"batch_size": [64, 128]})
     """
+    check_tables(model_selection_table, model_arch_table)
     url = resolve(dsn, show_sql)
     lists = _is_lists(compile_params, fit_params)
     exists = if_exists or ("fail" if lists else "append")
-    if show_sql:
-        return plans.select_models_plan(
-            url, model_selection_table, model_arch_table, model_ids,
-            compile_params=compile_params, fit_params=fit_params, lists=lists,
-            search_type=search_type, num_configs=num_configs, random_state=random_state,
-            if_exists=exists)
-    from gpdl_backend import model_tables
-
+    ids = list(model_ids)
     if lists:
-        configs = model_tables.load_model_selection_table(
-            url, model_arch_table, model_selection_table, model_ids, compile_params,
-            fit_params, if_exists=exists)
+        call = function_call("load_model_selection_table", model_arch_table,
+                             model_selection_table, ids, list(compile_params),
+                             list(fit_params), if_exists=exists)
     else:
-        configs = model_tables.generate_model_configs(
-            url, model_arch_table, model_selection_table, model_ids, compile_params,
-            fit_params, search_type=search_type, num_configs=num_configs,
-            random_state=random_state, if_exists=exists)
-    return Table(configs)
+        call = function_call("generate_model_configs", model_arch_table,
+                             model_selection_table, ids, _grid_text(compile_params),
+                             _grid_text(fit_params), search_type, num_configs, random_state,
+                             if_exists=exists)
+    if show_sql:
+        return call.shown()
+    return Table([ModelConfig(**row) for row in run_call(url, call)])
+
+
+def _grid_text(grid: Mapping[str, Any] | str) -> str:
+    """A grid as MADlib writes it in SQL: a Python dict literal."""
+    return grid if isinstance(grid, str) else repr(dict(grid))

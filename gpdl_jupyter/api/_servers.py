@@ -8,8 +8,7 @@ from typing import Any
 from gpdl_backend.client import session
 from gpdl_backend.errors import UsageError
 from gpdl_jupyter.api._common import resolve
-from gpdl_jupyter.plans import call_text
-from gpdl_jupyter.sqltext import ShownSql, shown
+from gpdl_jupyter.sqltext import ShownSql, call_text, shown
 
 _SERVER_SIDE = ("SELECT key, value FROM gpdl.config "
                 "WHERE key IN ('servers_dir', 'server_user')")

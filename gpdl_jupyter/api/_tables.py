@@ -7,8 +7,7 @@ from psycopg2 import sql
 from gpdl_backend.client import TableName, session, table_name
 from gpdl_backend.errors import UsageError
 from gpdl_jupyter.api._common import resolve
-from gpdl_jupyter.plans import call_text
-from gpdl_jupyter.sqltext import ShownSql, shown
+from gpdl_jupyter.sqltext import ShownSql, call_text, shown
 
 COMPANIONS = ("_summary", "_info", "_progress", "_errors")
 """The tables gpdl writes beside a table it makes: a packed table's and a model

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gpdl_backend.client import table_name
 from gpdl_backend.mop.job import metrics_frequency
-from gpdl_jupyter import plans
-from gpdl_jupyter.api._common import resolve, run_call
-from gpdl_jupyter.results import JobReport
-from gpdl_jupyter.sqltext import ShownSql, function_call
+from gpdl_jupyter.api._common import check_tables, resolve, run_call, run_rows
+from gpdl_jupyter.results import JobReport, Table
+from gpdl_jupyter.sqltext import ShownSql, SqlCall, function_call, literal
 
 if TYPE_CHECKING:
     from gpdl_backend.mop.job import TrainingJob
@@ -74,9 +72,7 @@ def fit(
         >>> job.wait().status
         'finished'
     """
-    for table in (source_table, model_output_table, model_selection_table, validation_table):
-        if table is not None:
-            table_name(table)  # refused here, before the server is asked
+    check_tables(source_table, model_output_table, model_selection_table, validation_table)
     metrics_frequency(metrics_compute_frequency, num_iterations)
     statement = function_call(
         "madlib_keras_fit_multiple_model", source_table, model_output_table,
@@ -109,15 +105,15 @@ def resume(model_output_table: str, *, background: bool = True,
     Example:
         >>> resume("models").wait()
     """
-    table_name(model_output_table)
+    check_tables(model_output_table)
     statement = function_call("resume_job", model_output_table, background=background)
     return _job(statement, dsn, show_sql, on_notice)
 
 
-def _job(statement: str, dsn: str | None, show_sql: bool,
+def _job(statement: SqlCall, dsn: str | None, show_sql: bool,
          on_notice: Callable[[str], None] | None) -> TrainingJob | ShownSql:
     if show_sql:
-        return ShownSql(statement + ";")
+        return statement.shown()
     from gpdl_backend.mop.job import TrainingJob
 
     url = resolve(dsn, show_sql)
@@ -127,6 +123,8 @@ def _job(statement: str, dsn: str | None, show_sql: bool,
 def status(model_output_table: str, *, dsn: str | None = None,
            show_sql: bool = False) -> JobReport | ShownSql:
     """A training job's state, read from its tables (any session, any time).
+
+    One call of ``gpdl.job_status``; a job whose driver died is ``lost``.
 
     Returns:
         A ``JobReport`` (a ``JobStatus``: status, iterations, units, per
@@ -139,13 +137,37 @@ def status(model_output_table: str, *, dsn: str | None = None,
         >>> status("models").status
         'running'
     """
-    url = resolve(dsn, show_sql)
+    check_tables(model_output_table)
+    call = function_call("job_status", model_output_table)
     if show_sql:
-        return plans.status_plan(url, model_output_table)
-    from gpdl_backend.mop.job import TrainingJob
+        return call.shown()
+    from gpdl_backend.mop.job import JobStatus
 
-    return JobReport.of(TrainingJob.attach(url, model_output_table).status(),
-                        model_output_table)
+    found = JobStatus(**run_call(resolve(dsn, show_sql), call))
+    return JobReport.of(found, model_output_table)
+
+
+def jobs(*, state: str | None = None, dsn: str | None = None,
+         show_sql: bool = False) -> Table | ShownSql:
+    """The training jobs in the database (``gpdl.jobs``), newest first.
+
+    Args:
+        state: only jobs in this state (``running``, ``lost``, ``finished``...).
+            Defaults to None: all.
+        dsn: the database. Defaults to None.
+        show_sql: return the statement instead of running it. Defaults to False.
+
+    Example:
+        >>> jobs(state="lost")
+    """
+    where = "" if state is None else f" WHERE state = {literal(state)}"
+    call = SqlCall(f"SELECT job, owner, state, units_done, units_total, started, ended, "
+                   f"last_heartbeat, error FROM gpdl.jobs{where} ORDER BY started DESC")
+    if show_sql:
+        return call.shown()
+    return Table(run_rows(resolve(dsn, show_sql), call),
+                 columns=["job", "owner", "state", "units_done", "units_total", "started",
+                          "ended", "last_heartbeat", "error"])
 
 
 def stop(model_output_table: str, *, mst_key: int | None = None, dsn: str | None = None,
@@ -161,9 +183,9 @@ def stop(model_output_table: str, *, mst_key: int | None = None, dsn: str | None
     Example:
         >>> stop("models", mst_key=3)
     """
-    table_name(model_output_table)
+    check_tables(model_output_table)
     statement = function_call("stop_job", model_output_table, mst_key=mst_key)
     if show_sql:
-        return ShownSql(statement + ";")
+        return statement.shown()
     run_call(resolve(dsn, show_sql), statement)
     return None

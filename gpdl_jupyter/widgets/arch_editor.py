@@ -3,8 +3,8 @@
 The model is built with Keras in the client (imported the first time it is
 needed) to show every layer's output shape and parameter count and Keras's
 own error, next to the layer it refused. Saving goes through
-``model_tables.load_keras_model`` (checked again inside the database);
-"Add to selection" through ``model_tables.add_model_to_selection``.
+``gpdl.load_keras_model`` (checked again inside the database);
+"Add to selection" through ``gpdl.add_model_to_selection`` (the API's calls).
 
 Example::
 
@@ -24,8 +24,8 @@ import ipywidgets as widgets
 from traitlets import Int, List, TraitError, Unicode, observe, validate
 
 from gpdl_backend.errors import UsageError
-from gpdl_backend.model_tables import add_model_to_selection, load_keras_model, read_keras_model
 from gpdl_backend.selection import ModelConfig
+from gpdl_jupyter import api
 
 from ._layers import (
     ACTIVATIONS,
@@ -214,8 +214,8 @@ class ArchitectureEditor(widgets.VBox):
             UsageError: Keras or the database refuses the model.
         """
         text = self.model_json()
-        model_id = load_keras_model(self.dsn, self.model_arch_table, text, name=name,
-                                    description=description or self._description())
+        model_id = api.load_model(self.model_arch_table, text, name=name,
+                                  description=description or self._description(), dsn=self.dsn)
         self._saved_json = text
         self.saved_model_id = model_id
         self.status.value = (f"saved as model_id <b>{model_id}</b> in "
@@ -239,7 +239,7 @@ class ArchitectureEditor(widgets.VBox):
             raise UsageError("no model_selection_table to add the model to")
         if self.saved_model_id is None or self._saved_json != self.model_json():
             self.save(self.name_text.value or None)
-        configs = add_model_to_selection(self.dsn, table, self.saved_model_id)
+        configs = api.add_to_selection(table, self.saved_model_id, dsn=self.dsn)
         self.added = configs
         keys = ", ".join(str(c.mst_key) for c in configs) or "none (all were there)"
         self.status.value = (f"model_id <b>{self.saved_model_id}</b> added to "
@@ -283,7 +283,7 @@ class ArchitectureEditor(widgets.VBox):
             return None, None, None, ""
         name = ""
         if isinstance(model, int) and not isinstance(model, bool):
-            saved = read_keras_model(self.dsn, self.model_arch_table, model)
+            saved = api.read_model(self.model_arch_table, model, dsn=self.dsn)
             arch: str | Mapping[str, Any] = saved["model_arch"]
             name = f"{saved['name'] or 'model ' + str(model)} (edited)"
         else:

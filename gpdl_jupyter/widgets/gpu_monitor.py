@@ -1,6 +1,6 @@
 """GPU (or, without GPUs, CPU) utilization and memory of every database host, over time.
 
-The numbers come from the database side (``gpdl_backend.gpu_monitor.gpu_usage``)
+The numbers come from the database side (``gpdl.gpu_status()``, through ``api.gpu_usage``)
 because the GPUs sit on the segment hosts, not beside the notebook.
 
 Example::
@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 
-from gpdl_backend.gpu_monitor import gpu_usage
+from gpdl_jupyter import api
 
 from ._support import (
     MIN_REFRESH_SECONDS,
@@ -57,7 +57,7 @@ class GpuMonitor(widgets.VBox):
         refresh: seconds between samples, at least 0.5. Defaults to 2.0.
         window: seconds of history shown. Defaults to 120.
         theme: ``"notebook"``, ``"presentation"`` or a ``Theme``. Defaults to notebook.
-        usage: reads the rows (for tests). Defaults to ``gpu_usage``.
+        usage: reads the rows (for tests). Defaults to ``api.gpu_usage``.
 
     Raises:
         FatalError: the database cannot be reached for the first sample.
@@ -74,7 +74,7 @@ class GpuMonitor(widgets.VBox):
                  usage: Callable[[str], list[dict]] | None = None, **kwargs: Any) -> None:
         self.dsn = dsn
         self.theme = get_theme(theme)
-        self._usage = usage or gpu_usage
+        self._usage = usage or (lambda dsn: api.gpu_usage(dsn=dsn))
         self._lock = threading.RLock()
         self._history: dict[Device, deque[Sample]] = {}
         self._traces: dict[Device, int] = {}

@@ -30,6 +30,7 @@ from gpdl_backend.mop.progress import (
     describe_hyperparameters,
     read_progress,
 )
+from gpdl_jupyter import api
 
 from ._config_table import (
     columns_of,
@@ -203,7 +204,7 @@ class LearningCurves(widgets.VBox):
 
     def stop(self, mst_key: int | None = None) -> None:
         """Stop one configuration (the others go on), or the whole job with None."""
-        self.job.stop(mst_key)
+        api.stop(str(self.job.output.model), mst_key=mst_key, dsn=self.dsn)
         self.refresh()
 
     def _stop_selected(self) -> None:

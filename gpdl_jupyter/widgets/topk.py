@@ -22,7 +22,7 @@ from traitlets import Int, List, TraitError, Unicode, observe, validate
 from gpdl_backend.errors import GpdlError, UsageError
 from gpdl_backend.images.samples import list_images, read_image, to_png
 from gpdl_backend.mop.progress import best_mst_key, read_progress
-from gpdl_backend.predict import predict_image
+from gpdl_jupyter import api
 
 from ._support import auto_width, error_output, guarded, style_tag, sync_figure
 from .theme import Theme, config_colour, get_theme
@@ -196,7 +196,8 @@ class TopK(widgets.VBox):
         return html.escape(" · " + " · ".join(config.label().split(" · ")[1:]))
 
     def _classify(self, image: bytes, name: str, shown: bytes, caption: str) -> list[dict]:
-        rows = predict_image(self.dsn, self.model_table, self.mst_key, image, self.k)
+        rows = api.predict_image(self.model_table, image, mst_key=self.mst_key, k=self.k,
+                                 dsn=self.dsn)
         with self._lock:
             self._image, self._shown = image, (name, shown, caption)
             if self.image_name != name:

@@ -210,7 +210,7 @@ def test_mistakes_are_one_line_usage_errors(pipeline: dict[str, Any], shell: Rai
 def test_show_sql_runs_nothing(pipeline: dict[str, Any], shell: RaisingShell,
                                dsn: str) -> None:
     shown = shell.gpdl("load {{folder}}/train show_sql_only --show-sql")
-    assert "-- on PostgreSQL with" in shown or "-- on Greenplum with" in shown
+    assert shown.startswith("SELECT gpdl.load_images(") and shown.count("SELECT") == 1
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('show_sql_only') IS NULL")
         assert cur.fetchone()[0]

@@ -308,6 +308,31 @@ def test_show_sql_prints_the_statement_that_runs(dsn: str, mst: str, monkeypatch
         shown = function(*args, **options, dsn=dsn, show_sql=True)
         executed.clear()
         function(*args, **options, dsn=dsn)
-        assert executed == [shown.removesuffix(";")]
+        assert executed == [shown.removesuffix(";")]  # no binary parameters here
     job = run(dsn, "SELECT job FROM gpdl.jobs WHERE job LIKE %s", (f"%.{out}",))[0][0]
     assert job_row(dsn, job)["state"] == "finished"
+
+
+def test_jobs_are_listed_for_the_client(dsn: str, mst: str) -> None:
+    from gpdl_jupyter import api
+
+    out = unique("sqlapi_listed")
+    run(dsn, "SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, 1)", (h.TRAIN, out, mst))
+    row = next(r for r in api.jobs(dsn=dsn) if r["job"].endswith("." + out))
+    assert row["state"] == "finished" and row["units_done"] == row["units_total"] == 4
+    assert {r["state"] for r in api.jobs(state="finished", dsn=dsn)} == {"finished"}
+    report = api.status(row["job"], dsn=dsn)
+    assert report.status == "finished" and report.units_done == 4
+
+
+def test_client_evaluate_matches_the_fits_validation(dsn: str, mst: str) -> None:
+    from gpdl_jupyter import api
+
+    out = unique("sqlapi_eval")
+    run(dsn, "SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, 1, false, %s)",
+        (h.TRAIN, out, mst, h.VALIDATION))
+    result = api.evaluate(out, h.VALIDATION, out + "_eval", mst_key=2, dsn=dsn)
+    expected = run(dsn, f"SELECT validation_loss_final FROM {out}_info WHERE mst_key = 2")
+    assert result.loss == pytest.approx(expected[0][0], rel=1e-5)
+    assert result.images == h.VALIDATION_IMAGES and result.mst_key == 2
+    assert run(dsn, f"SELECT count(*) FROM {out}_eval")[0][0] == 1

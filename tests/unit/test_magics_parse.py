@@ -166,8 +166,7 @@ def test_help_prints_and_returns_nothing(shell: RaisingShell, capsys) -> None:
 
 def test_cell_body_adds_options(shell: RaisingShell) -> None:
     shown = shell.gpdl("load /data imgs", "--resize 8 8   # small\n--batch-size 7\n--show-sql")
-    assert '"resize" => ARRAY[8,8]::integer[]' in shown
-    assert '"batch_size" => 7' in shown
+    assert shown.startswith("SELECT gpdl.load_images('/data', 'imgs', 7, NULL, ARRAY[8,8], ")
 
 
 def test_commands_without_body_refuse_one(shell: RaisingShell) -> None:
@@ -177,22 +176,20 @@ def test_commands_without_body_refuse_one(shell: RaisingShell) -> None:
 
 
 # --- show-sql ------------------------------------------------------------------------------
-def test_load_show_sql_has_one_read_per_segment(shell: RaisingShell) -> None:
+def test_load_show_sql_is_the_one_call(shell: RaisingShell) -> None:
     shown = shell.gpdl("load s3://bucket/train train_images --server minio --show-sql")
     assert isinstance(shown, ShownSql)
-    assert "SELECT gpdl.count_files('s3://bucket/train', 'minio');" in shown
-    assert shown.count("(SELECT gpdl.read_images('s3://bucket/train', \"batch_size\" => 500") == 2
-    assert "segment => 1, num_segments => 2" in shown
-    assert "secret" not in shown and "someone:***@" in shown
+    assert shown == ("SELECT gpdl.load_images('s3://bucket/train', 'train_images', 500, "
+                     "'minio', NULL, 'RGB', false, 'fail', 8, num_segments => 2);")
     assert "<pre><code" in shown._repr_html_()
 
 
 def test_show_sql_from_the_option_runs_nothing(shell: RaisingShell) -> None:
     shell.run_cell("%config GpdlMagic.show_sql = True")
     shown = shell.gpdl("preprocess imgs packed --validation-of train_packed")
-    assert "validation_preprocessor" in shown
-    assert 'CREATE TABLE "packed" (__dist_key__ integer NOT NULL' in shown
-    assert "(ARRAY[0,1]::integer[])[(idx / :buffer_size) % 2 + 1]" in shown
+    assert shown == ("SELECT gpdl.validation_preprocessor_dl('imgs', 'packed', 'y', 'x', "
+                     "'train_packed', NULL, seed => 0, if_exists => 'fail', "
+                     "num_segments => 2);")
 
 
 def test_fit_and_stop_show_sql(shell: RaisingShell) -> None:
@@ -205,29 +202,30 @@ def test_fit_and_stop_show_sql(shell: RaisingShell) -> None:
     assert resume == "SELECT gpdl.resume_job('models', background => true);"
 
 
-def test_select_show_sql_lists_the_configurations(shell: RaisingShell) -> None:
+def test_select_show_sql_is_generate_model_configs(shell: RaisingShell) -> None:
     body = ("compile:\n  loss: [categorical_crossentropy]\n  optimizer_params_list:\n"
             "    - optimizer: [Adam]\n      lr: [1e-3, 1e-2]\n  metrics: [accuracy]\n"
             "fit:\n  batch_size: [8, 16]\n  epochs: [1]\n")
     shown = shell.gpdl("select mst --arch arch --model-ids 1 --show-sql", body)
-    assert "-- 4 configurations by grid search" in shown
-    assert shown.count('INSERT INTO "mst" (mst_key, model_id, compile_params, fit_params)') == 4
-    assert "optimizer=''Adam(learning_rate=0.01)''" in shown
+    assert shown.startswith("SELECT gpdl.generate_model_configs('arch', 'mst', ARRAY[1], ")
+    assert "''optimizer_params_list'': [{''optimizer'': [''Adam''], ''lr'': [0.001, 0.01]}]" \
+        in shown
+    assert shown.endswith(", 'grid', NULL, NULL, if_exists => 'append');")
 
 
 def test_arch_predict_gpu_connect_show_sql(shell: RaisingShell) -> None:
     shell.user_ns["model"] = {"class_name": "Sequential", "config": {"layers": []}}
     arch = shell.gpdl("arch arch --from model --name tiny --show-sql")
-    assert "SELECT gpdl.model_info(:model_arch::json)" in arch
-    assert "'tiny'" in arch
+    assert arch.startswith("SELECT gpdl.load_keras_model('arch', '{\"class_name\": ")
+    assert arch.endswith(", NULL, 'tiny', NULL, NULL);")
     predict = shell.gpdl("predict models --table test_images --output preds --pred-type 3 "
                          "--show-sql")
-    assert predict.count("SELECT gpdl.predict_rows(") == 2  # in the select list
-    assert "'top_k', 3::integer" in predict
+    assert predict == ("SELECT gpdl.madlib_keras_predict('models', 'test_images', "
+                       "'fullpaths', 'x', 'preds', '3', false, NULL, 'fail');")
     image = shell.gpdl("predict models --mst-key 2 --show-sql")
-    assert "gpdl.predict_image('models', 2, :image, 3)" in image
-    assert "gpdl.gpu_usage(:backend_pids::integer[], :backend_names::text[])" in \
-        shell.gpdl("gpu --show-sql")
+    assert image == ("SELECT * FROM gpdl.predict_image('models', 2, %s, 3);\n"
+                     "-- parameter 1: 0 bytes")
+    assert shell.gpdl("gpu --show-sql") == "SELECT * FROM gpdl.gpu_status();"
     assert "SELECT version();" in shell.gpdl(f"connect {NOWHERE} --show-sql")
 
 

@@ -181,12 +181,10 @@ def test_cli_spelling(python: str, options: str) -> None:
 
 
 def test_cli_error_hints_use_option_spelling(capsys, monkeypatch) -> None:
-    from gpdl_backend import preprocess
-
     def exists(*args, **kwargs):
         raise UsageError("table packed already exists; pass if_exists='replace'")
 
-    monkeypatch.setattr(preprocess, "training_preprocessor", exists)
+    monkeypatch.setattr(api, "preprocess", exists)
     code, err = run_cli(capsys, "preprocess", "images", "packed", "--dsn", NOWHERE)
     assert (code, err.strip()) == (
         2, "gpdl: error: table packed already exists; pass --if-exists replace")

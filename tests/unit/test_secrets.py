@@ -136,12 +136,11 @@ def test_demo_prints_the_dsn_masked(running: None, capsys, monkeypatch, tmp_path
     monkeypatch.setattr(demo, "install", lambda *a, **k: type(
         "R", (), {"version": "x", "num_segments": 2})())
     monkeypatch.setattr(demo.datasets, "write_fashion_mnist", lambda *a, **k: {})
-    monkeypatch.setattr(demo, "load_images", lambda *a, **k: type(
+    monkeypatch.setattr(demo.api, "load_images", lambda *a, **k: type(
         "L", (), {"images": 1, "errors": 0, "images_per_second": 1.0})())
     packed = type("P", (), {"images": 1, "buffers": 1, "num_segments": 2,
                             "class_values": ("a",)})()
-    monkeypatch.setattr(demo, "training_preprocessor", lambda *a, **k: packed)
-    monkeypatch.setattr(demo, "validation_preprocessor", lambda *a, **k: packed)
+    monkeypatch.setattr(demo.api, "preprocess", lambda *a, **k: packed)
     demo.run_demo(home=tmp_path, data_dir=tmp_path / "data", notebook=None)
     out = capsys.readouterr().out
     assert "ready: postgresql://gpdl:***@127.0.0.1:54329/gpdl" in out

@@ -145,7 +145,8 @@ def fake_job(monkeypatch):
     monkeypatch.setattr(curves_module, "read_progress", lambda dsn, out: state["progress"])
     monkeypatch.setattr(curves_module, "model_names", lambda dsn, out: {1: "cnn-8"})
     job = TrainingJob("dbname=none", "out")
-    monkeypatch.setattr(job, "stop", lambda mst_key=None: state["stops"].append(mst_key))
+    monkeypatch.setattr(curves_module.api, "stop",
+                        lambda table, mst_key=None, dsn=None: state["stops"].append(mst_key))
     state["job"] = job
     return state
 
@@ -206,10 +207,10 @@ def test_learning_curves_stop_buttons(fake_job):
 def test_learning_curves_show_errors_in_the_output(fake_job, monkeypatch):
     widget = LearningCurves("dbname=none", fake_job["job"], live=False)
 
-    def broken(mst_key=None):
+    def broken(table, mst_key=None, dsn=None):
         raise UsageError("job out has no mst_key 9")
 
-    monkeypatch.setattr(fake_job["job"], "stop", broken)
+    monkeypatch.setattr(curves_module.api, "stop", broken)
     widget.stop_job_button.click()
     assert widget.error == "UsageError: job out has no mst_key 9"
     assert widget.errors.outputs[-1]["text"].startswith("UsageError")
@@ -399,8 +400,8 @@ def fake_topk(monkeypatch):
         raise UsageError(f"no training job {table}")
 
     monkeypatch.setattr(topk_module, "read_progress", no_job)
-    monkeypatch.setattr(topk_module, "predict_image",
-                        lambda dsn, table, mst, image, k: PREDICTED[:k])
+    monkeypatch.setattr(topk_module.api, "predict_image",
+                        lambda table, image, mst_key, k, dsn: PREDICTED[:k])
     monkeypatch.setattr(topk_module, "list_images", lambda dsn, table, limit: [
         ImageRef("t/shoe/1.png", "1.png", "shoe")])
     monkeypatch.setattr(topk_module, "read_image", lambda dsn, table, path: StoredImage(
@@ -477,9 +478,9 @@ def test_editor_shows_each_rows_own_fields():
 
 def test_editor_says_it_saved_and_added(monkeypatch):
     saved = []
-    monkeypatch.setattr(editor_module, "load_keras_model",
-                        lambda dsn, table, text, name, description: saved.append(name) or 7)
-    monkeypatch.setattr(editor_module, "add_model_to_selection", lambda dsn, table, model_id: [
+    monkeypatch.setattr(editor_module.api, "load_model",
+                        lambda table, text, name, description, dsn: saved.append(name) or 7)
+    monkeypatch.setattr(editor_module.api, "add_to_selection", lambda table, model_id, dsn: [
         ModelConfig(5, model_id, "loss='mse'", "epochs=1")])
     editor = ArchitectureEditor("dbname=none", "arch", input_shape=(8, 8, 3), num_classes=4,
                                 model_selection_table="mst")

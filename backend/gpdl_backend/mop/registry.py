@@ -2,9 +2,9 @@
 
 A job's driver runs on the database host in a process of its own
 (:mod:`gpdl_backend.mop.runner`); it writes its host, pid, progress and a
-heartbeat here. ``gpdl.jobs`` shows a job whose driver is gone (process ended
-without recording an end, or no heartbeat for ``LOST_AFTER_SECONDS``) as
-``lost``; ``gpdl.resume_job`` continues it.
+heartbeat here. The view ``gpdl.jobs`` (``sql/functions.sql``) shows a job
+whose driver is gone (process ended without recording an end, or no heartbeat
+for 30 seconds) as ``lost``; ``gpdl.resume_job`` continues it.
 
 Runs on the database host: in a backend (the SQL API functions) and in a driver.
 """
@@ -20,12 +20,10 @@ from psycopg2 import sql
 from gpdl_backend.client import TableName, session
 from gpdl_backend.engine import Engine
 
-__all__ = ["LOST_AFTER_SECONDS", "RUNNER_MODULE", "ddl", "driver_alive", "finished",
-           "heartbeat", "register", "started", "state_of"]
+__all__ = ["RUNNER_MODULE", "ddl", "driver_alive", "finished", "heartbeat", "register",
+           "started", "state_of"]
 
-LOST_AFTER_SECONDS = 30
-"""A running job without a heartbeat for this long is shown as lost."""
-HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_SECONDS = 5.0  # well inside the 30 s after which gpdl.jobs says lost
 RUNNER_MODULE = "gpdl_backend.mop.runner"
 STARTING = "starting"
 RUNNING = "running"

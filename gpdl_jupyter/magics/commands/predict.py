@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, context: Context) -> Any:
             raise UsageError("give --image or --table, not both")
         return api.predict(args.model_table, args.table, args.output,
                            pred_type=args.pred_type or "response", mst_key=args.mst_key,
-                           if_exists=args.if_exists, num_segments=context.num_segments,
+                           if_exists=args.if_exists,
                            dsn=args.dsn, show_sql=args.show_sql)
     if args.image or args.show_sql:
         return api.predict_image(args.model_table, args.image, mst_key=args.mst_key, k=args.k,
