@@ -740,11 +740,254 @@ GREENPLUM = [
         """),
 ]
 
+# --- 05 SQL ----------------------------------------------------------------------------------
+SQL = [
+    md("""
+        # The reference demo in SQL, with jupysql's `%%sql`
+
+        Every step is a function in schema `gpdl` with MADlib's name, argument order and
+        defaults (`madlib.` → `gpdl.`): what you would type in psql, here in `%%sql` cells.
+        Python only builds the Keras model and draws the learning curves.
+
+        1. **Load** images: `gpdl.load_images`, then `training_preprocessor_dl` /
+           `validation_preprocessor_dl`
+        2. **Define** configurations: `load_keras_model`, `load_model_selection_table`
+        3. **Train** in the background: `madlib_keras_fit_multiple_model(..., background => true)`,
+           followed in `gpdl.jobs` and in the learning curves
+        4. **Predict**: `madlib_keras_predict`, then a top-k query
+        """),
+    code("""
+        import os
+        from pathlib import Path
+
+        from gpdl_backend.embedded import default_home
+
+        DEMO_LIMIT = int(os.environ.get("GPDL_DEMO_LIMIT", 1000))  # training images, stratified
+        ITERATIONS = 2                                               # passes over the data
+        DATA = Path(os.environ.get("GPDL_DEMO_DATA")
+                    or default_home() / "datasets" / f"fashion-mnist-{DEMO_LIMIT}")
+        TRAIN_DIR, TEST_DIR = str(DATA / "train"), str(DATA / "test")
+        """, slide="skip"),
+    code("""
+        import plotly.io as pio
+
+        pio.renderers.default = "plotly_mimetype+notebook"  # charts in exported HTML too
+        """, slide="skip"),
+    md("""
+        ## Connect jupysql to gpdl's database
+
+        `resolve_dsn()` finds the database as `%gpdl connect` does: `$DATABASE_URL`, else the
+        embedded PostgreSQL server (started on demand, gpdl installed). jupysql takes a
+        SQLAlchemy engine; psycopg2 is the driver gpdl uses too. With named parameters on,
+        `:name` in a query is the Python variable `name`, sent as a bound value.
+        """, slide="subslide"),
+    code("""
+        import sqlalchemy
+
+        from gpdl_jupyter.connection import resolve_dsn
+
+        DSN = resolve_dsn()
+        engine = sqlalchemy.create_engine(DSN.replace("postgresql://", "postgresql+psycopg2://", 1))
+
+        %load_ext sql
+        %sql engine --alias gpdl
+        %config SqlMagic.named_parameters = "enabled"
+        %config SqlMagic.displaylimit = 12
+        """),
+    code("""
+        %%sql
+        -- a clean slate: what an earlier run of this notebook made
+        DROP TABLE IF EXISTS sql_arch, sql_models, sql_models_info, sql_models_summary,
+                             sql_models_progress
+        """, slide="skip"),
+    md("""
+        ## 1 · Load
+
+        Fashion-MNIST as PNG files in one folder per class (Debian's `dataset-fashion-mnist`),
+        the quickstart's sample folders. `gpdl.load_images` reads a folder into an image table,
+        every segment its share of the files; the label of an image is its folder's name.
+        """),
+    code("""
+        from gpdl_backend.datasets import write_fashion_mnist
+
+        write_fashion_mnist(DATA, limit=DEMO_LIMIT)
+        """),
+    code("""
+        %%sql
+        SELECT gpdl.load_images(:TRAIN_DIR, 'sql_train', color_mode => 'L', if_exists => 'replace');
+        SELECT gpdl.load_images(:TEST_DIR, 'sql_test', color_mode => 'L', if_exists => 'replace');
+        """),
+    md("""
+        Pack the images into buffers spread over the segments, pixels divided by 255; the
+        validation data gets the training data's classes.
+        """, slide="subslide"),
+    code("""
+        %%sql
+        SELECT gpdl.training_preprocessor_dl('sql_train', 'sql_train_packed', 'y', 'x',
+                                             NULL, 255.0, if_exists => 'replace');
+        SELECT gpdl.validation_preprocessor_dl('sql_test', 'sql_test_packed', 'y', 'x',
+                                               'sql_train_packed', if_exists => 'replace');
+        """),
+    code("""
+        packed = %sql SELECT class_values, buffer_size, normalizing_const FROM sql_train_packed_summary
+        packed
+        """),
+    check("""
+        class_values = packed[0][0]
+        print(len(class_values), "classes:", ", ".join(class_values))
+        """, """
+        10 classes: ankle_boot, bag, coat, dress, pullover, sandal, shirt, sneaker, t-shirt_top, trouser
+        """),
+    md("""
+        ## 2 · Define configurations
+
+        A small CNN built with Keras here; its JSON goes into a model architecture table
+        as the bound parameter `:model_json`.
+        """),
+    code("""
+        import keras
+
+        cnn = keras.Sequential([
+            keras.Input(shape=(28, 28, 1)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+        model_json = cnn.to_json()
+        """),
+    code("""
+        arch = %sql SELECT gpdl.load_keras_model('sql_arch', :model_json, name => 'cnn-8') AS model_id
+        """),
+    check("""
+        print("model_id:", arch[0][0])
+        """, """
+        model_id: 1
+        """),
+    md("""
+        Two learning rates for that architecture: MADlib's `load_model_selection_table`
+        writes every (architecture, compile, fit) combination, here 2 configurations.
+        """, slide="subslide"),
+    code("""
+        %%sql
+        SELECT gpdl.load_model_selection_table('sql_arch', 'sql_mst', ARRAY[1],
+          ARRAY[$$loss='categorical_crossentropy',optimizer='Adam(learning_rate=0.001)',metrics=['accuracy']$$,
+                $$loss='categorical_crossentropy',optimizer='Adam(learning_rate=0.003)',metrics=['accuracy']$$],
+          ARRAY[$$batch_size=64,epochs=1$$], if_exists => 'replace');
+        SELECT * FROM sql_mst ORDER BY mst_key;
+        """),
+    md("""
+        ## 3 · Train in the background
+
+        With `background => true` the call returns the job's name at once; a driver process
+        on the database host trains, as your role, and the job outlives this session.
+        `{{ITERATIONS}}` is filled in from Python before the query is sent.
+        """),
+    code("""
+        %%sql fit <<
+        SELECT gpdl.madlib_keras_fit_multiple_model('sql_train_packed', 'sql_models', 'sql_mst',
+          {{ITERATIONS}}, FALSE, 'sql_test_packed', 1, background => true) AS job
+        """),
+    code("""
+        job_name = fit[0][0]  # noqa: F821 (fit: the result the %%sql cell saved)
+        job_name
+        """),
+    code("""
+        %%sql
+        SELECT * FROM gpdl.jobs WHERE job = :job_name
+        """),
+    md("""
+        The learning curves attach to the job by its name, from this or any other notebook;
+        `wait()` blocks until the job ends.
+        """, slide="subslide"),
+    code("""
+        from gpdl_jupyter.widgets import LearningCurves
+
+        curves = LearningCurves(DSN, job_name)
+        curves
+        """),
+    code("""
+        curves.wait()
+        """),
+    code("""
+        jobs = %sql SELECT job, state, units_done, units_total FROM gpdl.jobs WHERE job = :job_name
+        jobs
+        """),
+    code("""
+        curves.snapshot()
+        """),
+    check("""
+        job, state, done, total = jobs[0]
+        print(state, "·", done == total, "·", curves.configs_count, "configurations ·",
+              curves.traces_count, "curves")
+        """, """
+        finished · True · 2 configurations · 6 curves
+        """),
+    md("""
+        ## 4 · Predict
+
+        The best configuration by final validation accuracy predicts every test image,
+        keeping its top 3 classes (`pred_type` 3), in MADlib's long format:
+        `id, class_name, class_value, prob, rank`.
+        """),
+    code("""
+        %%sql
+        SELECT gpdl.madlib_keras_predict('sql_models', 'sql_test', 'fullpaths', 'x',
+          'sql_predictions', '3', FALSE,
+          (SELECT mst_key FROM sql_models_info
+           ORDER BY validation_metrics_final DESC NULLS LAST, mst_key LIMIT 1),
+          if_exists => 'replace')
+        """),
+    code("""
+        %%sql
+        SELECT id, rank, class_name, round(prob::numeric, 3) AS prob
+        FROM sql_predictions
+        WHERE id IN (SELECT DISTINCT id FROM sql_predictions ORDER BY id LIMIT 3)
+        ORDER BY id, rank
+        """),
+    md("""
+        Top-k accuracy is a join with the labels: how often the true class is the first
+        guess, or among the first three.
+        """, slide="subslide"),
+    code("""
+        %%sql accuracy <<
+        WITH truth AS (SELECT unnest(fullpaths) AS id, unnest(y) AS label FROM sql_test),
+             hits AS (SELECT t.id, min(p.rank) FILTER (WHERE p.class_name = t.label) AS rank
+                      FROM truth t JOIN sql_predictions p USING (id) GROUP BY t.id)
+        SELECT count(*) AS images, (SELECT sum(cardinality(y)) FROM sql_test) AS test_images,
+               round(avg(CASE WHEN rank = 1 THEN 1.0 ELSE 0.0 END), 3) AS top_1_accuracy,
+               round(avg(CASE WHEN rank <= 3 THEN 1.0 ELSE 0.0 END), 3) AS top_3_accuracy
+        FROM hits
+        """),
+    code("""
+        accuracy  # noqa: F821 (the result the %%sql cell saved)
+        """),
+    check("""
+        images, test_images, top_1, top_3 = accuracy[0]  # noqa: F821
+        print("every test image predicted:", images == test_images, "· top-3 at least top-1:",
+              top_3 >= top_1, "· top-3 better than chance (0.3):", top_3 > 0.3)
+        """, """
+        every test image predicted: True · top-3 at least top-1: True · top-3 better than chance (0.3): True
+        """),
+    md("""
+        ## What happened where
+
+        * Every statement above ran in the database; the tables are there for psql, DBeaver
+          or another notebook (`sql_models_info` holds every learning curve).
+        * `SELECT gpdl.stop_job(:job_name)` stops a running job (or one `mst_key => ...`),
+          `gpdl.resume_job(:job_name)` continues it.
+        * A model trained elsewhere: load its weights with `gpdl.load_keras_model(...,
+          model_weights => ...)` and predict with `gpdl.madlib_keras_predict_byom`.
+        * The same steps with `%gpdl` commands: `01_quickstart`.
+        """),
+]
+
 NOTEBOOKS = {
     "01_quickstart.ipynb": QUICKSTART,
     "02_object_storage.ipynb": OBJECT_STORAGE,
     "03_architecture_editor.ipynb": ARCHITECTURE_EDITOR,
     "04_greenplum.ipynb": GREENPLUM,
+    "05_sql.ipynb": SQL,
 }
 """File name -> cells."""
 

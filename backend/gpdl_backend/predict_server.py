@@ -24,7 +24,8 @@ from gpdl_backend import keras_model
 from gpdl_backend.errors import UsageError
 from gpdl_backend.images import resolver
 
-__all__ = ["PRED_TYPES", "cached_model", "predict_image", "predict_rows", "select_classes"]
+__all__ = ["PRED_TYPES", "cached_model", "check_fits", "predict_image", "predict_rows",
+           "select_classes"]
 
 PRED_TYPES = ("response", "prob", "top_k", "threshold")
 """What ``predict_rows`` returns per image: the top class, every class, the
@@ -228,24 +229,52 @@ def _predict(model: Any, pixels: np.ndarray, normalizing_const: float | None) ->
 
 def _input_shape(model: Any) -> list[int | None]:
     shape = keras_model.describe(model)["input_shape"]
-    if shape is None or len(shape) != 3:
-        raise UsageError(f"the model's input {shape} is not an image (height, width, channels)")
+    _check_image_input(shape)
     return shape
 
 
-def _check_model(model: Any, image_shape: list[int], class_values: list[str]) -> None:
-    """Refuse images of another shape than the model's input, or a class count mismatch."""
-    shape = _input_shape(model)
-    if any(want is not None and want != have for want, have in zip(shape, image_shape,
-                                                                    strict=True)):
+def _check_image_input(shape: list[int | None] | None) -> None:
+    if shape is None or len(shape) != 3:
+        raise UsageError(f"the model's input {shape} is not an image (height, width, channels)")
+
+
+def check_fits(input_shape: list[int | None] | None, image_shape: list[int] | None,
+               outputs: int | None, num_class_values: int) -> None:
+    """Refuse images of another shape than the model's input, or a class count mismatch.
+
+    Pure (no Keras): the client checks ``gpdl.model_info``'s answer with it
+    before any table exists, ``predict_rows`` each built model.
+
+    Args:
+        input_shape: the model's input, ``[height, width, channels]`` (None: any).
+        image_shape: the images' ``[height, width, channels]``; None skips the check
+            (no images).
+        outputs: the model's output units.
+        num_class_values: how many class values name them.
+
+    Raises:
+        UsageError: naming the mismatch.
+
+    Example:
+        >>> check_fits([8, 8, 3], [8, 8, 3], 3, 3)
+    """
+    _check_image_input(input_shape)
+    if image_shape is not None and any(
+            want is not None and want != have
+            for want, have in zip(input_shape, image_shape, strict=True)):
         have = "x".join(map(str, image_shape))
-        want = "x".join("?" if v is None else str(v) for v in shape)
+        want = "x".join("?" if v is None else str(v) for v in input_shape)
         raise UsageError(f"images are {have} but the model expects {want} (height x width x "
                          "channels); reload the images with resize to the model's input")
-    outputs = keras_model.describe(model)["num_classes"]
-    if outputs != len(class_values):
+    if outputs != num_class_values:
         raise UsageError(f"the model outputs {outputs} values but there are "
-                         f"{len(class_values)} class values")
+                         f"{num_class_values} class values")
+
+
+def _check_model(model: Any, image_shape: list[int], class_values: list[str]) -> None:
+    """``check_fits`` for a built model."""
+    info = keras_model.describe(model)
+    check_fits(info["input_shape"], image_shape, info["num_classes"], len(class_values))
 
 
 def _model_tables(plpy: Any, model_table: str) -> tuple[str, str]:

@@ -264,16 +264,36 @@ def predict(plpy: Any, model_table: str, test_table: str, id_col: str,
     from gpdl_backend.predict import predict as run
 
     def go(dsn: str) -> str:
-        if independent_varname != "x":
-            raise UsageError(f"independent_varname must be 'x' (the image table's pixels), "
-                             f"not {independent_varname!r}")
-        if use_gpus:
-            raise UsageError("use_gpus: predict runs where each segment's TensorFlow "
-                             "places it; leave use_gpus false")
+        _check_prediction(independent_varname, use_gpus)
         return as_json(run(dsn, model_table, test_table, output_table, pred_type=pred_type,
                            mst_key=mst_key, id_col=id_col, if_exists=if_exists))
 
     return call(plpy, go)
+
+
+def predict_byom(plpy: Any, model_arch_table: str, model_id: int | None, test_table: str,
+                 id_col: str, independent_varname: str, output_table: str, pred_type: str,
+                 use_gpus: bool, class_values: list[str] | None,
+                 normalizing_const: float | None) -> str:
+    """``gpdl.madlib_keras_predict_byom``: ``predict`` with a model architecture table's row."""
+    from gpdl_backend.predict import predict_byom as run
+
+    def go(dsn: str) -> str:
+        _check_prediction(independent_varname, use_gpus)
+        return as_json(run(dsn, model_arch_table, model_id, test_table, output_table,
+                           pred_type=pred_type, class_values=class_values,
+                           normalizing_const=normalizing_const, id_col=id_col))
+
+    return call(plpy, go)
+
+
+def _check_prediction(independent_varname: str, use_gpus: bool) -> None:
+    if independent_varname != "x":
+        raise UsageError(f"independent_varname must be 'x' (the image table's pixels), "
+                         f"not {independent_varname!r}")
+    if use_gpus:
+        raise UsageError("use_gpus: predict runs where each segment's TensorFlow "
+                         "places it; leave use_gpus false")
 
 
 def gpu_configuration(plpy: Any, output_table: str, source: str) -> None:

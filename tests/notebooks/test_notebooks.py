@@ -3,7 +3,7 @@
 - Unit: the committed notebooks are what ``build.py`` writes; every cell has
   slide metadata; every code cell is valid IPython and every ``%gpdl`` line
   parses.
-- Database: ``pytest --nbval-lax`` runs tutorials 01-03 in a subprocess
+- Database: ``pytest --nbval-lax`` runs tutorials 01-03 and 05 in a subprocess
   against the test server (``DATABASE_URL``) with a kernel of this Python,
   comparing the ``# NBVAL_CHECK_OUTPUT`` cells, and 04 as well when that
   server is Greenplum; the quickstart's HTML report and reveal.js slides (what
@@ -29,6 +29,7 @@ EXECUTED = [
     "01_quickstart.ipynb", "02_object_storage.ipynb", "03_architecture_editor.ipynb",
     pytest.param("04_greenplum.ipynb", marks=pytest.mark.greenplum_only(
         reason="the Greenplum tutorial installs on a cluster and shows its segments' rows")),
+    "05_sql.ipynb",
 ]
 DEMO_LIMIT = "1000"  # training images of the quickstart here: 100 per class, fast
 
@@ -73,7 +74,10 @@ def _placeholder(name: str) -> str:
 
 @pytest.mark.parametrize("path", all_notebooks(), ids=lambda p: p.stem)
 def test_every_cell_is_valid(path: Path) -> None:
-    """Each code cell compiles as IPython; each %gpdl line parses with the magic's parsers."""
+    """Each code cell compiles as IPython; each %gpdl line parses with the magic's parsers.
+
+    A tutorial has at least four magic commands: %gpdl lines, or %%sql cells (05).
+    """
     from IPython.core.inputtransformer2 import TransformerManager
 
     from gpdl_jupyter.magics import commands
@@ -97,6 +101,7 @@ def test_every_cell_is_valid(path: Path) -> None:
                 words += body_words("\n".join(lines[index + 1:]))
             commands.parse(name, words[1:], Context())
             checked += 1
+        checked += cell.source.startswith("%%sql")
     assert checked >= 4
 
 

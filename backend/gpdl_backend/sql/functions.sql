@@ -334,6 +334,21 @@ CREATE FUNCTION gpdl.predict(
     SELECT gpdl.madlib_keras_predict($1, $2, $3, $4, $5, $6, $7, $8, $9)
 $$ LANGUAGE sql VOLATILE;
 
+-- MADlib's "bring your own model": an architecture and its weights from a model
+-- architecture table (gpdl.load_keras_model's), the class values given here.
+CREATE FUNCTION gpdl.madlib_keras_predict_byom(
+    model_arch_table text, model_id integer, test_table text, id_col text,
+    independent_varname text, output_table text, pred_type text DEFAULT 'prob',
+    use_gpus boolean DEFAULT false, class_values text[] DEFAULT NULL,
+    normalizing_const double precision DEFAULT 1.0
+) RETURNS json AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+return sql_api.predict_byom(plpy, model_arch_table, model_id, test_table, id_col,
+                            independent_varname, output_table, pred_type, use_gpus,
+                            class_values, normalizing_const)
+$$ LANGUAGE plpython3u VOLATILE;
+
 CREATE FUNCTION gpdl.gpu_configuration(output_table text, source text DEFAULT 'tensorflow')
 RETURNS void AS $$
 #PRELUDE
