@@ -39,9 +39,6 @@ from gpdl_backend.notices import progress_line
 
 __all__ = ["call", "fit_multiple_model", "resume_job", "stop_job"]
 
-_TRAINING_STATES = (registry.STARTING, registry.RUNNING)
-
-
 def call(plpy: Any, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run ``operation(local_dsn, *args, **kwargs)``; a gpdl error becomes a SQL error.
 
@@ -114,6 +111,14 @@ def stop_job(plpy: Any, job: str, mst_key: int | None) -> str:
         return f"stop requested for {what} {handle.output.model}"
 
     return call(plpy, stop)
+
+
+def job_status(plpy: Any, job: str) -> str:
+    """``gpdl.job_status``: a job's ``JobStatus`` as JSON (``lost`` when its driver died)."""
+    from gpdl_backend.mop.job import TrainingJob
+
+    return call(plpy, lambda dsn: json.dumps(asdict(TrainingJob.attach(dsn, job).status()),
+                                             default=str))
 
 
 def _launch(plpy: Any, GD: dict, dsn: str, output: TableName, background: bool) -> str:
@@ -192,7 +197,7 @@ def training_preprocessor_dl(plpy: Any, source_table: str, output_table: str,
                              dependent_varname: str, independent_varname: str,
                              buffer_size: int | None, normalizing_const: float,
                              num_classes: int | None, distribution_rules: str | None,
-                             seed: int, if_exists: str) -> str:
+                             seed: int, if_exists: str, num_segments: int | None) -> str:
     """``gpdl.training_preprocessor_dl`` over an image table; the ``PackResult`` as JSON."""
     from gpdl_backend.preprocess import training_preprocessor
 
@@ -204,7 +209,7 @@ def training_preprocessor_dl(plpy: Any, source_table: str, output_table: str,
         return as_json(training_preprocessor(
             dsn, source_table, output_table, buffer_size=buffer_size,
             normalizing_const=normalizing_const, seed=seed, if_exists=if_exists,
-            progress=notify(plpy)))
+            num_segments=num_segments, progress=notify(plpy)))
 
     return call(plpy, pack)
 
@@ -213,7 +218,7 @@ def validation_preprocessor_dl(plpy: Any, source_table: str, output_table: str,
                                dependent_varname: str, independent_varname: str,
                                training_preprocessor_table: str, buffer_size: int | None,
                                distribution_rules: str | None, seed: int,
-                               if_exists: str) -> str:
+                               if_exists: str, num_segments: int | None) -> str:
     """``gpdl.validation_preprocessor_dl``: pack with the training table's classes."""
     from gpdl_backend.preprocess import validation_preprocessor
 
@@ -223,7 +228,8 @@ def validation_preprocessor_dl(plpy: Any, source_table: str, output_table: str,
             raise UsageError("training_preprocessor_table: name the packed training table")
         return as_json(validation_preprocessor(
             dsn, source_table, output_table, training_preprocessor_table,
-            buffer_size=buffer_size, seed=seed, if_exists=if_exists, progress=notify(plpy)))
+            buffer_size=buffer_size, seed=seed, if_exists=if_exists, num_segments=num_segments,
+            progress=notify(plpy)))
 
     return call(plpy, pack)
 

@@ -174,13 +174,15 @@ $$ LANGUAGE plpython3u VOLATILE;
 CREATE FUNCTION gpdl.load_images(
     location text, output_table text, batch_size integer DEFAULT 500,
     server text DEFAULT NULL, resize integer[] DEFAULT NULL, color_mode text DEFAULT 'RGB',
-    int_pixels boolean DEFAULT false, if_exists text DEFAULT 'fail', threads integer DEFAULT 8
+    int_pixels boolean DEFAULT false, if_exists text DEFAULT 'fail', threads integer DEFAULT 8,
+    num_segments integer DEFAULT NULL
 ) RETURNS json AS $$
 #PRELUDE
 from gpdl_backend import sql_api
 return sql_api.load_images(
     plpy, location, output_table, batch_size=batch_size, server=server, resize=resize,
-    color_mode=color_mode, int_pixels=int_pixels, if_exists=if_exists, threads=threads)
+    color_mode=color_mode, int_pixels=int_pixels, if_exists=if_exists, threads=threads,
+    num_segments=num_segments)
 $$ LANGUAGE plpython3u VOLATILE;
 
 CREATE FUNCTION gpdl.training_preprocessor_dl(
@@ -188,26 +190,27 @@ CREATE FUNCTION gpdl.training_preprocessor_dl(
     independent_varname text DEFAULT 'x', buffer_size integer DEFAULT NULL,
     normalizing_const real DEFAULT 1.0, num_classes integer DEFAULT NULL,
     distribution_rules text DEFAULT NULL, seed integer DEFAULT 0,
-    if_exists text DEFAULT 'fail'
+    if_exists text DEFAULT 'fail', num_segments integer DEFAULT NULL
 ) RETURNS json AS $$
 #PRELUDE
 from gpdl_backend import sql_api
 return sql_api.training_preprocessor_dl(
     plpy, source_table, output_table, dependent_varname, independent_varname, buffer_size,
-    normalizing_const, num_classes, distribution_rules, seed, if_exists)
+    normalizing_const, num_classes, distribution_rules, seed, if_exists, num_segments)
 $$ LANGUAGE plpython3u VOLATILE;
 
 CREATE FUNCTION gpdl.validation_preprocessor_dl(
     source_table text, output_table text, dependent_varname text DEFAULT 'y',
     independent_varname text DEFAULT 'x', training_preprocessor_table text DEFAULT NULL,
     buffer_size integer DEFAULT NULL, distribution_rules text DEFAULT NULL,
-    seed integer DEFAULT 0, if_exists text DEFAULT 'fail'
+    seed integer DEFAULT 0, if_exists text DEFAULT 'fail', num_segments integer DEFAULT NULL
 ) RETURNS json AS $$
 #PRELUDE
 from gpdl_backend import sql_api
 return sql_api.validation_preprocessor_dl(
     plpy, source_table, output_table, dependent_varname, independent_varname,
-    training_preprocessor_table, buffer_size, distribution_rules, seed, if_exists)
+    training_preprocessor_table, buffer_size, distribution_rules, seed, if_exists,
+    num_segments)
 $$ LANGUAGE plpython3u VOLATILE;
 
 CREATE FUNCTION gpdl.load_keras_model(
@@ -253,6 +256,15 @@ return sql_api.as_json(sql_api.call(
     random_state, object_table, if_exists))
 $$ LANGUAGE plpython3u VOLATILE;
 
+-- gpdl's own: one more architecture with every (compile, fit) pair the table holds.
+CREATE FUNCTION gpdl.add_model_to_selection(model_selection_table text, model_id integer)
+RETURNS json AS $$
+#PRELUDE
+from gpdl_backend import model_tables, sql_api
+return sql_api.as_json(sql_api.call(
+    plpy, model_tables.add_model_to_selection, model_selection_table, model_id))
+$$ LANGUAGE plpython3u VOLATILE;
+
 CREATE FUNCTION gpdl.madlib_keras_fit_multiple_model(
     source_table text, model_output_table text, model_selection_table text,
     num_iterations integer, use_gpus boolean DEFAULT false, validation_table text DEFAULT NULL,
@@ -291,6 +303,12 @@ CREATE FUNCTION gpdl.stop_job(job text, mst_key integer DEFAULT NULL) RETURNS te
 #PRELUDE
 from gpdl_backend import sql_api
 return sql_api.stop_job(plpy, job, mst_key)
+$$ LANGUAGE plpython3u VOLATILE;
+
+CREATE FUNCTION gpdl.job_status(job text) RETURNS json AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+return sql_api.job_status(plpy, job)
 $$ LANGUAGE plpython3u VOLATILE;
 
 CREATE FUNCTION gpdl.driver_alive(host text, pid integer, job text) RETURNS boolean AS $$
@@ -347,6 +365,17 @@ from gpdl_backend import sql_api
 return sql_api.predict_byom(plpy, model_arch_table, model_id, test_table, id_col,
                             independent_varname, output_table, pred_type, use_gpus,
                             class_values, normalizing_const)
+$$ LANGUAGE plpython3u VOLATILE;
+
+-- What the GPU monitor shows: every host's GPUs (or CPU) and the gpdl sessions on them.
+CREATE FUNCTION gpdl.gpu_status() RETURNS TABLE (
+    host text, kind text, device text, utilization double precision,
+    memory_used_mb double precision, memory_total_mb double precision, pids integer[],
+    sessions text[]
+) AS $$
+#PRELUDE
+from gpdl_backend import gpu_monitor, sql_api
+return sql_api.call(plpy, gpu_monitor.gpu_usage)
 $$ LANGUAGE plpython3u VOLATILE;
 
 CREATE FUNCTION gpdl.gpu_configuration(output_table text, source text DEFAULT 'tensorflow')
