@@ -1,7 +1,7 @@
 """GPU configuration and live usage of every database host (runs in the client).
 
 Thin readers of ``gpdl.gpu_configuration()`` and ``gpdl.gpu_usage()`` (see
-:mod:`gpdl_backend.gpu`), run once per segment process on Greenplum and once on
+:mod:`gpdl_backend.server.gpu`), run once per segment process on Greenplum and once on
 PostgreSQL. ``gpu_usage`` first lists the gpdl sessions' server processes on
 the coordinator (on Greenplum their segment processes too) and passes them to
 every host, since a segment cannot read ``pg_stat_activity``; the answers of

@@ -41,7 +41,7 @@ from psycopg2 import sql
 from gpdl_backend import engine as engines
 from gpdl_backend.client import TableName, execute_async, session, table_exists, table_name
 from gpdl_backend.errors import UsageError
-from gpdl_backend.predict_server import check_fits
+from gpdl_backend.server.inference import check_fits
 
 __all__ = ["PredictResult", "parse_pred_type", "predict", "predict_byom", "predict_image"]
 

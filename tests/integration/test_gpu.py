@@ -10,9 +10,9 @@ import psycopg2
 import pytest
 
 from gpdl_backend import engine as engines
-from gpdl_backend import gpu
 from gpdl_backend.client import connect
 from gpdl_backend.gpu_monitor import gpu_configuration, gpu_usage
+from gpdl_backend.server import gpu
 
 pytestmark = pytest.mark.db
 

@@ -12,8 +12,8 @@ from psycopg2 import sql
 
 from gpdl_backend import datasets
 from gpdl_backend.errors import FatalError, GpdlError, UsageError
-from gpdl_backend.images import bridge
 from gpdl_backend.images.loader import STAGING_PREFIX, load_images
+from gpdl_backend.server import bridge
 from tests.imagefiles import (
     fresh_table,
     pillow_decode,

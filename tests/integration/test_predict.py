@@ -15,8 +15,8 @@ from psycopg2 import sql
 
 from gpdl_backend import keras_model
 from gpdl_backend.errors import ImageDecodeError, UsageError
-from gpdl_backend.images import resolver
 from gpdl_backend.predict import parse_pred_type, predict, predict_image
+from gpdl_backend.server import resolver
 
 pytestmark = pytest.mark.db
 

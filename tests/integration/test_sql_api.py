@@ -336,3 +336,22 @@ def test_client_evaluate_matches_the_fits_validation(dsn: str, mst: str) -> None
     assert result.loss == pytest.approx(expected[0][0], rel=1e-5)
     assert result.images == h.VALIDATION_IMAGES and result.mst_key == 2
     assert run(dsn, f"SELECT count(*) FROM {out}_eval")[0][0] == 1
+
+
+def test_resume_upgrades_a_job_made_by_an_older_gpdl(dsn: str, mst: str) -> None:
+    out = unique("sqlapi_old")
+    job = run(dsn, "SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, 8, "
+                   "background => true)", (h.TRAIN, out, mst))[0][0]
+    wait_for(dsn, job, ("running",))
+    run(dsn, "SELECT gpdl.stop_job(%s)", (job,))
+    wait_for(dsn, job, ("stopped", "finished"))
+    # What an earlier gpdl created: no columns for several metrics.
+    run(dsn, f"ALTER TABLE {out}_info DROP COLUMN training_metrics_all, "
+             "DROP COLUMN training_metrics_all_history, DROP COLUMN validation_metrics_all, "
+             "DROP COLUMN validation_metrics_all_history")
+    run(dsn, f"ALTER TABLE {out}_progress DROP COLUMN metrics_all")
+    run(dsn, "SELECT gpdl.resume_job(%s)", (job,))
+    assert job_row(dsn, job)["state"] == "finished"
+    assert run(dsn, f"SELECT count(*) FROM {out}_info WHERE training_metrics_all IS NOT NULL"
+               )[0][0] == 2
+    h.assert_exact_visits(dsn, out, [1, 2], 2, 8)

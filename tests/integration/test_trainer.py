@@ -21,7 +21,7 @@ from gpdl_backend.model_tables import load_model_selection_table
 from gpdl_backend.mop import driver as mop_driver
 from gpdl_backend.mop import tables
 from gpdl_backend.mop.job import TrainingJob, fit_multiple_model, resume
-from gpdl_backend.mop.worker import init_weights
+from gpdl_backend.server.worker import init_weights
 from tests.integration import trainer_helpers as h
 
 pytestmark = pytest.mark.db

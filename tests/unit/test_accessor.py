@@ -17,8 +17,8 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.registry import known_implementations
 
 from gpdl_backend.errors import UsageError
-from gpdl_backend.images.accessor import load_server_options, open_filesystem, read_files
-from gpdl_backend.images.fragmenter import FileRef, list_files
+from gpdl_backend.server.accessor import load_server_options, open_filesystem, read_files
+from gpdl_backend.server.fragmenter import FileRef, list_files
 
 
 def ref(path: str) -> FileRef:

@@ -15,7 +15,7 @@ import pytest
 from fsspec.implementations.local import LocalFileSystem
 
 from gpdl_backend.errors import UsageError
-from gpdl_backend.images.fragmenter import (
+from gpdl_backend.server.fragmenter import (
     FileRef,
     Fragment,
     for_segment,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
-from gpdl_backend import gpu
 from gpdl_backend.gpu_monitor import merge_usage
+from gpdl_backend.server import gpu
 
 
 class FakeNVML:

@@ -9,8 +9,8 @@ import pytest
 
 from gpdl_backend import keras_model
 from gpdl_backend.mop.driver import Evaluation, combine
-from gpdl_backend.mop.worker import check_config, metric_values
 from gpdl_backend.selection import compile_kwargs, parse_compile_params
+from gpdl_backend.server.worker import check_config, metric_values
 
 NUM_CLASSES = 6
 SHAPE = (4, 4, 1)

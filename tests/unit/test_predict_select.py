@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gpdl_backend.errors import UsageError
-from gpdl_backend.predict_server import select_classes
+from gpdl_backend.server.inference import select_classes
 
 PROBS = np.array([[0.2, 0.5, 0.3], [0.6, 0.2, 0.2]])
 

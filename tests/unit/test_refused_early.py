@@ -15,8 +15,8 @@ from IPython.core.error import UsageError as IPythonUsageError
 
 from gpdl_backend.errors import UsageError
 from gpdl_backend.mop.job import fit_multiple_model
-from gpdl_backend.mop.worker import check_config
 from gpdl_backend.preprocess import validation_preprocessor
+from gpdl_backend.server.worker import check_config
 from gpdl_jupyter import api, cli
 from gpdl_jupyter.magics.commands import COMMANDS
 from gpdl_jupyter.magics.parsing import substitute_words

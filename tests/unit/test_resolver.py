@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from gpdl_backend.errors import ImageDecodeError, UsageError
-from gpdl_backend.images.resolver import decode
+from gpdl_backend.server.resolver import decode
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **params: object) -> bytes:

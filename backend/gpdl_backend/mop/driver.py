@@ -28,7 +28,7 @@ from gpdl_backend.errors import FatalError, GpdlError, UnitFailedError, UsageErr
 from gpdl_backend.local import without_role
 from gpdl_backend.mop import tables
 from gpdl_backend.mop.scheduler import MopScheduler, Unit
-from gpdl_backend.mop.worker import CACHE_MISS
+from gpdl_backend.server.worker import CACHE_MISS
 
 MAX_UNIT_ATTEMPTS = 4
 RECONNECT_SECONDS = 60.0

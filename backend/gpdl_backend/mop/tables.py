@@ -61,6 +61,8 @@ without metrics). ``*_metrics_all_history``: a two-dimensional array, one row pe
 evaluated iteration (the summary's ``metrics_iters``), one column per metric.
 The validation columns stay NULL / empty without a validation table.
 """
+PROGRESS_METRICS_ALL_COLUMN = ("metrics_all", "double precision[]", None)
+"""``<out>_progress``: every metric of the hop, in compile order."""
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,7 @@ class OutputTables:
             sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
             for name, kind in SUMMARY_COLUMNS)
         metrics_all_columns = sql.SQL("").join(
-            sql.SQL(", {} {}{}").format(
-                sql.Identifier(name), sql.SQL(kind),
-                sql.SQL(" NOT NULL DEFAULT {}").format(sql.Literal(default))
-                if default is not None else sql.SQL(""))
-            for name, kind, default in INFO_METRICS_ALL_COLUMNS)
+            sql.SQL(", ") + _column(*column) for column in INFO_METRICS_ALL_COLUMNS)
         return [
             sql.SQL("CREATE TABLE {} (mst_key integer PRIMARY KEY, model_weights bytea, "
                     "model_arch json, optimizer_state bytea){}").format(
@@ -122,10 +120,18 @@ class OutputTables:
                 "hop integer NOT NULL, loss double precision, metric double precision, "
                 "images integer, seconds double precision, "
                 "finished_at timestamptz NOT NULL DEFAULT clock_timestamp(), "
-                "model_weights bytea, optimizer_state bytea, metrics_all double precision[], "
+                "model_weights bytea, optimizer_state bytea, {}, "
                 "PRIMARY KEY (iteration, mst_key, __dist_key__)){}"
-            ).format(self.progress.identifier, engine.distributed_by_key()),
+            ).format(self.progress.identifier, _column(*PROGRESS_METRICS_ALL_COLUMN),
+                     engine.distributed_by_key()),
         ]
+
+    def upgrade_sql(self) -> list[sql.Composable]:
+        """Add the columns a job made by an older gpdl lacks (resume runs these first)."""
+        info = [sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS ").format(self.info.identifier)
+                + _column(*column) for column in INFO_METRICS_ALL_COLUMNS]
+        return [*info, sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS ").format(
+            self.progress.identifier) + _column(*PROGRESS_METRICS_ALL_COLUMN)]
 
     def fold_sql(self) -> list[sql.Composable]:
         """Statements that make ``<out>`` hold the weights at the end of an iteration.
@@ -152,3 +158,10 @@ class OutputTables:
     def drop_sql(self) -> sql.Composable:
         return sql.SQL("DROP TABLE IF EXISTS {}").format(
             sql.SQL(", ").join(t.identifier for t in self.all()))
+
+
+def _column(name: str, kind: str, default: str | None) -> sql.Composable:
+    """A column definition: ``name kind [NOT NULL DEFAULT default]``."""
+    not_null = sql.SQL(" NOT NULL DEFAULT {}").format(sql.Literal(default)) \
+        if default is not None else sql.SQL("")
+    return sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) + not_null

@@ -12,13 +12,13 @@ $$ LANGUAGE plpython3u;
 CREATE FUNCTION gpdl.server_info(with_tensorflow boolean DEFAULT true) RETURNS json AS $$
 #PRELUDE
 import json
-from gpdl_backend import server_info
-return json.dumps(server_info.collect(with_tensorflow))
+from gpdl_backend.server import info
+return json.dumps(info.collect(with_tensorflow))
 $$ LANGUAGE plpython3u;
 
 CREATE FUNCTION gpdl.count_files(location text, server text DEFAULT NULL) RETURNS bigint AS $$
 #PRELUDE
-from gpdl_backend.images import bridge
+from gpdl_backend.server import bridge
 return bridge.count_files(GD, location, server)
 $$ LANGUAGE plpython3u;
 
@@ -38,7 +38,7 @@ CREATE FUNCTION gpdl.read_images(
     error_paths text[], error_reasons text[]
 ) AS $$
 #PRELUDE
-from gpdl_backend.images import bridge
+from gpdl_backend.server import bridge
 return bridge.read_images(
     plpy, GD, location, batch_size=batch_size, server=server, resize=resize,
     color_mode=color_mode, int_pixels=int_pixels, segment=segment,
@@ -49,8 +49,8 @@ $$ LANGUAGE plpython3u VOLATILE;
 CREATE FUNCTION gpdl.split_images(x bytea, dims integer[], y text[], fullpaths text[])
 RETURNS TABLE (fullpath text, label text, pixels bytea) AS $$
 #PRELUDE
-from gpdl_backend import preprocess_server
-return preprocess_server.split_images(x, dims, y, fullpaths)
+from gpdl_backend.server import split
+return split.split_images(x, dims, y, fullpaths)
 $$ LANGUAGE plpython3u IMMUTABLE;
 
 -- ---------------------------------------------------------------- models
@@ -66,14 +66,14 @@ CREATE FUNCTION gpdl.check_config(
     num_classes integer
 ) RETURNS text AS $$
 #PRELUDE
-from gpdl_backend.mop import worker
+from gpdl_backend.server import worker
 return worker.check_config(model_arch, compile_params, fit_params, image_shape, num_classes)
 $$ LANGUAGE plpython3u;
 
 CREATE FUNCTION gpdl.init_weights(model_arch json, compile_params text, seed integer)
 RETURNS bytea AS $$
 #PRELUDE
-from gpdl_backend.mop import worker
+from gpdl_backend.server import worker
 return worker.init_weights(GD, model_arch, compile_params, seed)
 $$ LANGUAGE plpython3u;
 
@@ -92,7 +92,7 @@ CREATE FUNCTION gpdl.train_unit(
     metrics double precision[]
 ) AS $$
 #PRELUDE
-from gpdl_backend.mop import worker
+from gpdl_backend.server import worker
 return worker.train_unit(
     GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape, model_arch,
     compile_params, fit_params, weights, optimizer_state, num_classes,
@@ -109,7 +109,7 @@ CREATE FUNCTION gpdl.evaluate_unit(
     seconds double precision, metrics double precision[]
 ) AS $$
 #PRELUDE
-from gpdl_backend.mop import worker
+from gpdl_backend.server import worker
 return worker.evaluate_unit(
     GD, token, cache_key, buffer_id, num_buffers, x, y, x_shape, model_arch,
     compile_params, weights, num_classes, normalizing_const, threads, use_gpus,
@@ -125,8 +125,8 @@ CREATE FUNCTION gpdl.predict_rows(
     id text, class_name text, class_value integer, prob double precision, rank integer
 ) AS $$
 #PRELUDE
-from gpdl_backend import predict_server
-return predict_server.predict_rows(
+from gpdl_backend.server import inference
+return inference.predict_rows(
     GD, ids, x, dims, model_arch, weights, compile_params, normalizing_const,
     class_values, pred_type, k, threshold)
 $$ LANGUAGE plpython3u VOLATILE;
@@ -136,8 +136,8 @@ CREATE FUNCTION gpdl.predict_image(
 ) RETURNS TABLE (class_name text, class_value integer, prob double precision, rank integer)
 AS $$
 #PRELUDE
-from gpdl_backend import predict_server
-return predict_server.predict_image(plpy, GD, model_table, mst_key, image, k)
+from gpdl_backend.server import inference
+return inference.predict_image(plpy, GD, model_table, mst_key, image, k)
 $$ LANGUAGE plpython3u VOLATILE;
 
 -- ---------------------------------------------------------------- GPUs
@@ -145,7 +145,7 @@ CREATE FUNCTION gpdl.gpu_configuration() RETURNS TABLE (
     host text, device integer, name text, memory_total_mb double precision, driver text
 ) AS $$
 #PRELUDE
-from gpdl_backend import gpu
+from gpdl_backend.server import gpu
 return gpu.gpu_configuration(GD)
 $$ LANGUAGE plpython3u VOLATILE;
 
@@ -162,7 +162,7 @@ CREATE FUNCTION gpdl.gpu_usage(
 ) AS $$
 #PRELUDE
 import os
-from gpdl_backend import gpu
+from gpdl_backend.server import gpu
 return gpu.gpu_usage(GD, zip(backend_pids or [], backend_names or []), parent=os.getppid())
 $$ LANGUAGE plpython3u VOLATILE;
 

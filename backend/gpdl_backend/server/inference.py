@@ -22,7 +22,7 @@ import numpy as np
 
 from gpdl_backend import keras_model
 from gpdl_backend.errors import UsageError
-from gpdl_backend.images import resolver
+from gpdl_backend.server import resolver
 
 __all__ = ["PRED_TYPES", "cached_model", "check_fits", "predict_image", "predict_rows",
            "select_classes"]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from gpdl_backend.errors import ImageDecodeError, UsageError
-from gpdl_backend.images import accessor, fragmenter, resolver
+from gpdl_backend.server import accessor, fragmenter, resolver
 
 # PostgreSQL refuses a field over 1 GB; stay well below it, leaving room for
 # the copies a value makes between Python and the server.

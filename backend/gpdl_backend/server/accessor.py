@@ -22,7 +22,7 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.registry import known_implementations
 
 from gpdl_backend.errors import UsageError
-from gpdl_backend.images.fragmenter import FileRef
+from gpdl_backend.server.fragmenter import FileRef
 
 __all__ = ["load_server_options", "open_filesystem", "read_files"]
 
