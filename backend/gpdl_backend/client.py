@@ -25,6 +25,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_IDENTIFIER = 63
 # Suffixes gpdl appends to a user's table name (errors, summaries, ...).
 LONGEST_SUFFIX = len("_progress")
+GPDL_SCHEMA = "gpdl"
 
 
 def connect(dsn: str, application_name: str = "gpdl", **kwargs: Any):
@@ -120,6 +121,10 @@ def table_name(text: str) -> TableName:
             f"table name {text!r} is too long: at most {MAX_IDENTIFIER - LONGEST_SUFFIX} "
             "characters, leaving room for gpdl's suffixes"
         )
+    if len(parts) == 2 and parts[0] == GPDL_SCHEMA:  # names are quoted: "GPDL" is another
+        raise errors.UsageError(
+            f"table name {text!r}: schema {GPDL_SCHEMA} holds gpdl's own objects; "
+            "put your tables in another schema")
     return TableName(parts[0], parts[1]) if len(parts) == 2 else TableName(None, parts[0])
 
 

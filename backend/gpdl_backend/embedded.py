@@ -323,6 +323,10 @@ class EmbeddedServer:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
             if cur.fetchone() is None:
                 cur.execute(f"CREATE DATABASE {DATABASE}")  # constant name, not user input
+            # The superuser is called gpdl, so "$user" would make gpdl's own schema the
+            # default for user tables: theirs go to public.
+            cur.execute(f"ALTER ROLE {SERVER_USER} IN DATABASE {DATABASE} "
+                        "SET search_path = public")
         conn.close()
 
     def _log_tail(self, lines: int = 30) -> str:

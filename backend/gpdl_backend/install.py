@@ -113,8 +113,8 @@ def install(
             previous = recorded.get("version")
             servers = (servers_dir or recorded.get("servers_dir")
                        or os.environ.get("GPDL_SERVERS_DIR") or "/etc/gpdl/servers")
-            for statement in registry.ddl(engine):
-                cur.execute(statement)
+            _create_user_role(cur)
+            registry.create(cur, engine)
             script = function_sql(paths, {"servers_dir": servers, "site_paths": list(paths),
                                           "version": gpdl_backend.__version__})
             digest = hashlib.sha256(script.encode()).hexdigest()
@@ -125,6 +125,7 @@ def install(
                 _drop_functions(cur)
                 cur.execute(script)
                 _set_config(cur, "functions_sha256", digest)
+            _grant_to_users(cur)
             segments = engine.segment_count(
                 num_segments or _current_segments(cur) or _server_cpu_count(cur))
             _set_config(cur, "version", gpdl_backend.__version__)
@@ -142,6 +143,30 @@ def install(
     return InstallResult(
         installed, previous, engine.kind, segments, tuple(paths)
     )
+
+
+USER_ROLE = "gpdl_user"
+"""What a DBA grants a data scientist: the SQL API, gpdl.jobs, nothing of other roles'."""
+
+
+def _create_user_role(cur) -> None:
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (USER_ROLE,))
+    if cur.fetchone() is None:
+        cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(USER_ROLE)))
+
+
+def _grant_to_users(cur) -> None:
+    """gpdl's functions for ``gpdl_user``, not PUBLIC (run at every install: idempotent).
+
+    A job's sessions act as the calling role, so it also runs the per-row
+    functions (gpdl.train_unit, gpdl.read_images, ...) the API's drivers call.
+    """
+    role = sql.Identifier(USER_ROLE)
+    cur.execute("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gpdl FROM PUBLIC")
+    for statement in ("GRANT USAGE ON SCHEMA gpdl TO {}",
+                      "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA gpdl TO {}",
+                      "GRANT SELECT ON gpdl.config, gpdl.jobs TO {}"):
+        cur.execute(sql.SQL(statement).format(role))
 
 
 def _drop_functions(cur) -> None:

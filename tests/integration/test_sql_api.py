@@ -253,7 +253,7 @@ def role(dsn: str, data: dict[str, int], mst: str) -> Iterator[str]:
     run(dsn, f"CREATE ROLE {ROLE}")
     run(dsn, f"CREATE SCHEMA {schema}")  # AUTHORIZATION: Greenplum's segments refuse it
     run(dsn, f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {ROLE}")
-    run(dsn, f"GRANT USAGE ON SCHEMA gpdl TO {ROLE}")
+    run(dsn, f"GRANT gpdl_user TO {ROLE}")
     tables_schema = run(dsn, "SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
                              "ON n.oid = c.relnamespace WHERE c.oid = %s::regclass",
                         (h.TRAIN,))[0][0]
@@ -267,12 +267,40 @@ def role(dsn: str, data: dict[str, int], mst: str) -> Iterator[str]:
     run(dsn, f"DROP ROLE {ROLE}")
 
 
+def test_without_gpdl_user_a_role_may_not_call_the_api(dsn: str, role: str) -> None:
+    outsider = role + "_outsider"
+    run(dsn, f"DROP ROLE IF EXISTS {outsider}")
+    run(dsn, f"CREATE ROLE {outsider}")
+    try:
+        run(dsn, f"GRANT USAGE ON SCHEMA gpdl TO {outsider}")
+        with pytest.raises(psycopg2.Error, match="permission denied for function"):
+            run(dsn, "SELECT gpdl.stop_job('public.anything')", role=outsider)
+        with pytest.raises(psycopg2.Error, match="permission denied for function"):
+            run(dsn, "SELECT gpdl.count_files('/')", role=outsider)
+    finally:
+        run(dsn, f"REVOKE USAGE ON SCHEMA gpdl FROM {outsider}")
+        run(dsn, f"DROP ROLE {outsider}")
+
+
 def test_job_runs_with_the_callers_privileges(dsn: str, mst: str, role: str) -> None:
     out = f"{role}.owned_job"
     job = run(dsn, "SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, 1)",
               (h.TRAIN, out, mst), role=role)[0][0]
     assert job == out
     assert job_row(dsn, job)["owner"] == role
+    # Each role writes only its own rows of the registry (row-level security).
+    other = unique("public.someone_elses")
+    run(dsn, "INSERT INTO gpdl.job (job, owner, state) VALUES (%s, current_user, 'running')",
+        (other,))
+    try:
+        assert run(dsn, "SELECT state FROM gpdl.job WHERE job = %s", (other,), role=role) \
+            == [("running",)]  # everyone reads every job
+        assert run(dsn, "UPDATE gpdl.job SET state = 'finished' WHERE owner <> current_user "
+                        "RETURNING job", role=role) == []
+        assert run(dsn, "DELETE FROM gpdl.job WHERE job = %s RETURNING job", (other,),
+                   role=role) == []
+    finally:
+        run(dsn, "DELETE FROM gpdl.job WHERE job = %s", (other,))
     owners = run(dsn, "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = %s",
                  (role,))
     assert owners == [(role,)]

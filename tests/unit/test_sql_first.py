@@ -8,8 +8,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 from psycopg2.extensions import parse_dsn
 
+from gpdl_backend.client import table_name
+from gpdl_backend.errors import UsageError
 from gpdl_backend.local import ROLE_OPTION, without_role
 from gpdl_backend.mop import registry
 from gpdl_backend.notices import Progress, parse_progress, progress_line
@@ -80,3 +83,11 @@ def test_driver_alive_needs_the_runner_and_the_job_on_this_host() -> None:
     assert registry.driver_alive(socket.gethostname(), os.getpid(), job) is False
     assert registry.driver_alive(None, None, job) is False
 
+
+
+# --- user tables never go into schema gpdl ------------------------------------------
+def test_tables_never_go_into_gpdls_schema() -> None:
+    with pytest.raises(UsageError, match="schema gpdl holds gpdl's own objects"):
+        table_name("gpdl.config")
+    assert str(table_name("public.config")) == "public.config"
+    assert table_name("GPDL.models").schema == "GPDL"  # quoted: another schema

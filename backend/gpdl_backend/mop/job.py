@@ -455,9 +455,9 @@ def _resumed_plan(conn, dsn: str, output: tables.OutputTables) -> JobPlan:
         if status == tables.FINISHED:
             raise UsageError(f"job {output.model} already finished")
         lock_job(conn, output, hold=False)
+        engine = engines.probe(conn, segments)  # first: it ends the transaction it opened
         for statement in output.upgrade_sql():
             cur.execute(statement)
-        engine = engines.probe(conn, segments)
         cur.execute(sql.SQL("UPDATE {} SET status = %s, stop_requested = false, error = NULL")
                     .format(output.summary.identifier), (tables.RUNNING,))
         # A whole-job stop or failure marked the configurations; those not stopped

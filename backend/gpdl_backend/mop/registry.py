@@ -20,7 +20,7 @@ from psycopg2 import sql
 from gpdl_backend.client import TableName, session
 from gpdl_backend.engine import Engine
 
-__all__ = ["RUNNER_MODULE", "ddl", "driver_alive", "finished", "heartbeat", "register",
+__all__ = ["RUNNER_MODULE", "create", "driver_alive", "finished", "heartbeat", "register",
            "started", "state_of"]
 
 HEARTBEAT_SECONDS = 5.0  # well inside the 30 s after which gpdl.jobs says lost
@@ -29,18 +29,28 @@ STARTING = "starting"
 RUNNING = "running"
 
 
-def ddl(engine: Engine) -> list[sql.Composable]:
-    """The registry table (kept across installs, like every table)."""
-    return [
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS gpdl.job (job text PRIMARY KEY, owner name NOT NULL, "
-            "state text NOT NULL, units_done integer NOT NULL DEFAULT 0, units_total integer, "
-            "started timestamptz NOT NULL DEFAULT now(), ended timestamptz, driver_host text, "
-            "driver_pid integer, heartbeat timestamptz, error text){}").format(
-            engine.distributed_by("job")),
-        # Jobs run with their owner's privileges: every role that may train writes here.
-        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON gpdl.job TO PUBLIC"),
-    ]
+def create(cur, engine: Engine) -> None:
+    """Create the registry table (kept across installs, like every table) and its rules.
+
+    Every role that trains writes its jobs' rows (a job runs as its owner), so
+    ``gpdl_user`` may write, and row-level security keeps each role to its own
+    rows; every row is readable, as in ``pg_stat_activity``.
+    """
+    cur.execute(sql.SQL(
+        "CREATE TABLE IF NOT EXISTS gpdl.job (job text PRIMARY KEY, owner name NOT NULL, "
+        "state text NOT NULL, units_done integer NOT NULL DEFAULT 0, units_total integer, "
+        "started timestamptz NOT NULL DEFAULT now(), ended timestamptz, driver_host text, "
+        "driver_pid integer, heartbeat timestamptz, error text){}").format(
+        engine.distributed_by("job")))
+    cur.execute("ALTER TABLE gpdl.job ENABLE ROW LEVEL SECURITY")
+    cur.execute("SELECT polname FROM pg_policy WHERE polrelid = 'gpdl.job'::regclass")
+    policies = {row[0] for row in cur.fetchall()}
+    if "job_read" not in policies:
+        cur.execute("CREATE POLICY job_read ON gpdl.job FOR SELECT USING (true)")
+    if "job_owner" not in policies:
+        cur.execute("CREATE POLICY job_owner ON gpdl.job USING (owner = current_user) "
+                    "WITH CHECK (owner = current_user)")
+    cur.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON gpdl.job TO gpdl_user")
 
 
 def register(dsn: str, job: TableName) -> None:

@@ -329,7 +329,7 @@ SELECT job, owner,
        units_done, units_total, started, ended, driver_host, driver_pid,
        heartbeat AS last_heartbeat, error
 FROM gpdl.job;
-GRANT SELECT ON gpdl.jobs TO PUBLIC;
+GRANT SELECT ON gpdl.jobs TO gpdl_user;
 
 CREATE FUNCTION gpdl.madlib_keras_predict(
     model_table text, test_table text, id_col text DEFAULT 'fullpaths',
