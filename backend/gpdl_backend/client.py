@@ -31,9 +31,43 @@ GPDL_SCHEMA = "gpdl"
 def connect(dsn: str, application_name: str = "gpdl", **kwargs: Any):
     """Open a psycopg2 connection tagged with ``application_name``."""
     try:
-        return psycopg2.connect(dsn, application_name=application_name, **kwargs)
+        return tracked(psycopg2.connect(dsn, application_name=application_name, **kwargs))
     except psycopg2.OperationalError as error:
         raise errors.FatalError(f"cannot connect to the database: {error}".strip()) from error
+
+
+_SCOPES: list[list[Any]] = []  # the cancel scopes open in this process
+
+
+def tracked(conn: Any) -> Any:
+    """Record ``conn`` in every open cancel scope (any thread); returns it."""
+    for opened in list(_SCOPES):
+        opened.append(conn)
+    return conn
+
+
+@contextmanager
+def cancel_scope() -> Iterator[Callable[[], None]]:
+    """A function that cancels the statements of every connection opened meanwhile.
+
+    A SQL API call runs its driver in a thread and keeps the backend's own
+    thread free to notice the caller's cancel request; this is how that
+    request reaches the driver's sessions (each then fails and cleans up).
+    One statement runs at a time in a backend, so a process-wide record is exact.
+    """
+    opened: list[Any] = []
+    _SCOPES.append(opened)
+
+    def cancel() -> None:
+        for conn in list(opened):
+            if not conn.closed:
+                with suppress(psycopg2.Error):
+                    conn.cancel()
+
+    try:
+        yield cancel
+    finally:
+        _SCOPES.remove(opened)
 
 
 @contextmanager
@@ -218,7 +252,7 @@ def connect_async(dsn: str, poll_seconds: float = 0.2):
         FatalError: the server cannot be reached.
     """
     try:
-        conn = psycopg2.connect(dsn, async_=1, application_name="gpdl")
+        conn = tracked(psycopg2.connect(dsn, async_=1, application_name="gpdl"))
         _wait(conn, poll_seconds)
     except psycopg2.OperationalError as error:
         raise errors.FatalError(f"cannot connect to the database: {error}".strip()) from error

@@ -9,7 +9,8 @@ as the calling role (:mod:`gpdl_backend.local`), progress as NOTICEs
 
 Those sessions are not the caller's transaction: what a call wrote stays when the
 caller's transaction rolls back, and a table the caller made in a transaction not
-yet committed is not visible to it (as with MADlib's own multi-session functions).
+yet committed is not visible to them. A cancel request (psql's Ctrl-C) cancels
+them too (``call``).
 
 Training runs in a driver process of its own on the database host
 (:mod:`gpdl_backend.mop.runner`); a blocking call watches it, a background call
@@ -20,11 +21,14 @@ Runs inside the server's Python (a coordinator backend).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import queue
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -32,21 +36,60 @@ from typing import Any
 from psycopg2 import sql
 
 from gpdl_backend import local
-from gpdl_backend.client import TableName, qualified, session, table_name
+from gpdl_backend.client import TableName, cancel_scope, qualified, session, table_name
 from gpdl_backend.errors import GpdlError, UsageError
 from gpdl_backend.mop import registry, tables
 from gpdl_backend.notices import progress_line
 
 __all__ = ["call", "fit_multiple_model", "resume_job", "stop_job"]
 
+
 def call(plpy: Any, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run ``operation(local_dsn, *args, **kwargs)``; a gpdl error becomes a SQL error.
+
+    The operation runs in a thread while this one (the backend's own: only it
+    may use ``plpy``) sends the NOTICEs the operation queued with ``notify`` and
+    checks for a cancel request every 0.2 s; a cancel cancels the operation's
+    sessions (``client.cancel_scope``), which clean up as after any error. The
+    wait is a ``join``, not a ``pg_sleep``: a plpy call holds the GIL, which
+    would starve the operation's thread.
 
     Example:
         >>> call(plpy, model_tables.delete_keras_model, "model_arch_library", 1)
     """
+    dsn = local.local_dsn(plpy)
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = operation(dsn, *args, **kwargs)
+        except BaseException as error:  # handed to the backend's thread below
+            outcome["error"] = error
+
+    with cancel_scope() as cancel:
+        worker = threading.Thread(target=work, name="gpdl-sql-api", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.2)  # waits without the GIL (plpy calls keep it)
+            _send_notices(plpy)
+            try:
+                plpy.execute("SELECT pg_sleep(0)")  # where a cancel request lands
+            except plpy.SPIError:
+                cancel()
+                worker.join()
+                raise
+        _send_notices(plpy)
+    if "error" in outcome:
+        with sql_errors():
+            raise outcome["error"]
+    return outcome.get("value")
+
+
+@contextlib.contextmanager
+def sql_errors() -> Iterator[None]:
+    """A gpdl error leaves as one line, ``UsageError: ...``; anything else as it is."""
     try:
-        return operation(local.local_dsn(plpy), *args, **kwargs)
+        yield
     except GpdlError as error:
         raise _sql_error(type(error).__name__)(str(error)) from None
 
@@ -61,9 +104,20 @@ def _sql_error(name: str) -> type[Exception]:
     return type(name, (Exception,), {"__module__": "__main__"})
 
 
-def notify(plpy: Any) -> Callable[[str], None]:
-    """A progress callback that sends each line as a NOTICE."""
-    return lambda line: plpy.notice(line)
+_NOTICES: queue.Queue[str] = queue.Queue()
+
+
+def notify(line: str) -> None:
+    """Queue a progress line; ``call`` sends it as a NOTICE from the backend's thread."""
+    _NOTICES.put(line)
+
+
+def _send_notices(plpy: Any) -> None:
+    while True:
+        try:
+            plpy.notice(_NOTICES.get_nowait())
+        except queue.Empty:
+            return
 
 
 def as_json(value: Any) -> str:
@@ -82,22 +136,18 @@ def fit_multiple_model(plpy: Any, GD: dict, background: bool, **options: Any) ->
     """
     from gpdl_backend.mop.job import plan_new
 
-    def start(dsn: str) -> str:
-        plan = plan_new(dsn, **options)
-        return _launch(plpy, GD, dsn, plan.output.model, background)
-
-    return call(plpy, start)
+    plan = call(plpy, lambda dsn: plan_new(dsn, **options))
+    with sql_errors():  # from here on plpy is used: in this thread, not call's
+        return _launch(plpy, GD, local.local_dsn(plpy), plan.output.model, background)
 
 
 def resume_job(plpy: Any, GD: dict, job: str, background: bool) -> str:
     """``gpdl.resume_job``: continue a stopped, failed or lost job from its last unit."""
     from gpdl_backend.mop.job import plan_resume
 
-    def start(dsn: str) -> str:
-        plan = plan_resume(dsn, job)
-        return _launch(plpy, GD, dsn, plan.output.model, background)
-
-    return call(plpy, start)
+    plan = call(plpy, lambda dsn: plan_resume(dsn, job))
+    with sql_errors():
+        return _launch(plpy, GD, local.local_dsn(plpy), plan.output.model, background)
 
 
 def stop_job(plpy: Any, job: str, mst_key: int | None) -> str:
@@ -209,7 +259,7 @@ def training_preprocessor_dl(plpy: Any, source_table: str, output_table: str,
         return as_json(training_preprocessor(
             dsn, source_table, output_table, buffer_size=buffer_size,
             normalizing_const=normalizing_const, seed=seed, if_exists=if_exists,
-            num_segments=num_segments, progress=notify(plpy)))
+            num_segments=num_segments, progress=notify))
 
     return call(plpy, pack)
 
@@ -229,7 +279,7 @@ def validation_preprocessor_dl(plpy: Any, source_table: str, output_table: str,
         return as_json(validation_preprocessor(
             dsn, source_table, output_table, training_preprocessor_table,
             buffer_size=buffer_size, seed=seed, if_exists=if_exists, num_segments=num_segments,
-            progress=notify(plpy)))
+            progress=notify))
 
     return call(plpy, pack)
 
@@ -255,8 +305,7 @@ def load_images(plpy: Any, location: str, output_table: str, **options: Any) -> 
         options["resize"] = tuple(options["resize"])
 
     def progress(done: int, total: int, errors: int) -> None:
-        plpy.notice(progress_line(f"load {output_table}", done, total,
-                                  f"files, {errors} errors"))
+        notify(progress_line(f"load {output_table}", done, total, f"files, {errors} errors"))
 
     return call(plpy, lambda dsn: as_json(load(dsn, location, output_table,
                                                progress=progress, **options)))

@@ -24,6 +24,7 @@ from gpdl_backend.evaluate import evaluate
 from gpdl_backend.mop.job import fit_multiple_model
 from gpdl_backend.selection import compile_kwargs, parse_compile_params
 from tests.integration import trainer_helpers as h
+from tests.integration.plain_sql import run
 
 pytestmark = pytest.mark.db
 
@@ -35,18 +36,6 @@ COMPILE_NO_METRIC = "loss='categorical_crossentropy', optimizer='Adam(learning_r
 ITERATIONS = 2
 OTHER_CLASSES = "me_other_classes"
 REL = 1e-4  # float32 sums in another order (per segment and batch) than one Keras call
-
-
-def run(dsn: str, statement: str | sql.Composable, params: tuple = ()) -> list[tuple]:
-    """One statement on its own autocommit connection, as in psql."""
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
 
 
 def exists(dsn: str, table: str) -> bool:

@@ -19,26 +19,14 @@ import pytest
 from psycopg2 import sql
 
 from gpdl_backend import predict
-from gpdl_backend.client import TableName, server_error
-from gpdl_backend.errors import UsageError
+from gpdl_backend.client import TableName
 from tests.integration import trainer_helpers as h
+from tests.integration.plain_sql import refusal, run
 
 pytestmark = pytest.mark.db
 
 IMAGES = "trainer_valid_images"  # 80 images of 8x8x3, loaded by trainer_helpers
 EPS = 1e-6
-
-
-def run(dsn: str, statement: str, params: tuple = ()) -> list[tuple]:
-    """One statement on its own autocommit connection, as in psql."""
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
 
 
 def unique(prefix: str) -> str:
@@ -152,16 +140,6 @@ def test_byom_predicts_on_the_segments(dsn: str, fitted: Fitted) -> None:
     assert any("predict_rows" in line for line in lines), "\n".join(lines)
     assert not any("Gather Motion" in line for line in lines), "\n".join(lines)
     assert any("Broadcast Motion" in line for line in lines), "\n".join(lines)
-
-
-def refusal(dsn: str, statement: sql.Composable | str, params: tuple = ()) -> str:
-    """The one-line gpdl error a refused statement gives."""
-    with pytest.raises(psycopg2.Error) as caught:
-        run(dsn, statement, params)
-    message = caught.value.diag.message_primary
-    assert "\n" not in message
-    assert isinstance(server_error(caught.value), UsageError), message
-    return message
 
 
 def nothing_made(dsn: str, output: str) -> bool:

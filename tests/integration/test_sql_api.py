@@ -10,17 +10,18 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import threading
 import time
 from collections.abc import Iterator
 
 import psycopg2
+import psycopg2.errors
 import pytest
 from psycopg2 import sql
 
-from gpdl_backend.client import server_error
 from gpdl_backend.datasets import write_synthetic_images
-from gpdl_backend.errors import UsageError
 from tests.integration import trainer_helpers as h
+from tests.integration.plain_sql import refusal, run
 
 pytestmark = pytest.mark.db
 
@@ -30,37 +31,15 @@ COMPILE_ADAM = "loss='categorical_crossentropy',optimizer='adam(lr=0.0001)',metr
 ROLE = "gpdl_sql_api_tester"
 
 
-def run(dsn: str, statement: str, params: tuple = (), role: str | None = None) -> list[tuple]:
-    """One statement on its own autocommit connection.
-
-    With ``role``: as that role, whose own schema comes first in the search
-    path, then the schema holding the test data.
-    """
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            if role:
-                cur.execute("SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
-                            "ON n.oid = c.relnamespace WHERE c.oid = %s::regclass", (h.TRAIN,))
-                data_schema = cur.fetchone()[0]
-                cur.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-                cur.execute(sql.SQL("SET search_path = {}, {}").format(
-                    sql.Identifier(role), sql.Identifier(data_schema)))
-            cur.execute(statement, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
-
-
-def refusal(dsn: str, statement: str, params: tuple = (), role: str | None = None) -> str:
-    """The one-line error a refused statement gives, checked to be gpdl's own."""
-    with pytest.raises(psycopg2.Error) as caught:
-        run(dsn, statement, params, role)
-    message = caught.value.diag.message_primary
-    assert "\n" not in message
-    assert isinstance(server_error(caught.value), UsageError), message
-    return message
+def as_role(dsn: str, role: str) -> list[sql.Composable]:
+    """Statements that make a session act as ``role``: its own schema first in the
+    search path, then the schema holding the test data."""
+    data_schema = run(dsn, "SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
+                           "ON n.oid = c.relnamespace WHERE c.oid = %s::regclass",
+                      (h.TRAIN,))[0][0]
+    return [sql.SQL("SET ROLE {}").format(sql.Identifier(role)),
+            sql.SQL("SET search_path = {}, {}").format(sql.Identifier(role),
+                                                       sql.Identifier(data_schema))]
 
 
 def table_exists(dsn: str, name: str) -> bool:
@@ -274,9 +253,9 @@ def test_without_gpdl_user_a_role_may_not_call_the_api(dsn: str, role: str) -> N
     try:
         run(dsn, f"GRANT USAGE ON SCHEMA gpdl TO {outsider}")
         with pytest.raises(psycopg2.Error, match="permission denied for function"):
-            run(dsn, "SELECT gpdl.stop_job('public.anything')", role=outsider)
+            run(dsn, "SELECT gpdl.stop_job('public.anything')", setup=as_role(dsn, outsider))
         with pytest.raises(psycopg2.Error, match="permission denied for function"):
-            run(dsn, "SELECT gpdl.count_files('/')", role=outsider)
+            run(dsn, "SELECT gpdl.count_files('/')", setup=as_role(dsn, outsider))
     finally:
         run(dsn, f"REVOKE USAGE ON SCHEMA gpdl FROM {outsider}")
         run(dsn, f"DROP ROLE {outsider}")
@@ -285,20 +264,21 @@ def test_without_gpdl_user_a_role_may_not_call_the_api(dsn: str, role: str) -> N
 def test_job_runs_with_the_callers_privileges(dsn: str, mst: str, role: str) -> None:
     out = f"{role}.owned_job"
     job = run(dsn, "SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, 1)",
-              (h.TRAIN, out, mst), role=role)[0][0]
+              (h.TRAIN, out, mst), setup=as_role(dsn, role))[0][0]
     assert job == out
     assert job_row(dsn, job)["owner"] == role
     # Each role writes only its own rows of the registry (row-level security).
     other = unique("public.someone_elses")
     run(dsn, "INSERT INTO gpdl.job (job, owner, state) VALUES (%s, current_user, 'running')",
         (other,))
+    acting = as_role(dsn, role)
     try:
-        assert run(dsn, "SELECT state FROM gpdl.job WHERE job = %s", (other,), role=role) \
-            == [("running",)]  # everyone reads every job
+        assert run(dsn, "SELECT state FROM gpdl.job WHERE job = %s", (other,),
+                   setup=acting) == [("running",)]  # everyone reads every job
         assert run(dsn, "UPDATE gpdl.job SET state = 'finished' WHERE owner <> current_user "
-                        "RETURNING job", role=role) == []
+                        "RETURNING job", setup=acting) == []
         assert run(dsn, "DELETE FROM gpdl.job WHERE job = %s RETURNING job", (other,),
-                   role=role) == []
+                   setup=acting) == []
     finally:
         run(dsn, "DELETE FROM gpdl.job WHERE job = %s", (other,))
     owners = run(dsn, "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = %s",
@@ -307,10 +287,9 @@ def test_job_runs_with_the_callers_privileges(dsn: str, mst: str, role: str) -> 
     # Not allowed to read the validation data: refused as the caller, by the server.
     with pytest.raises(psycopg2.Error) as caught:
         run(dsn, "SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, 1, false, %s)",
-            (h.TRAIN, f"{role}.denied_job", mst, h.VALIDATION), role=role)
+            (h.TRAIN, f"{role}.denied_job", mst, h.VALIDATION), setup=as_role(dsn, role))
     assert "permission denied" in str(caught.value)
     assert not table_exists(dsn, f"{role}.denied_job")
-
 
 
 # ------------------------------------------------------------ the client composes SQL
@@ -383,3 +362,77 @@ def test_resume_upgrades_a_job_made_by_an_older_gpdl(dsn: str, mst: str) -> None
     assert run(dsn, f"SELECT count(*) FROM {out}_info WHERE training_metrics_all IS NOT NULL"
                )[0][0] == 2
     h.assert_exact_visits(dsn, out, [1, 2], 2, 8)
+
+
+def test_model_and_gpu_tables_in_sql(dsn: str, data: dict[str, int]) -> None:
+    arch, mst, gpus = unique("sqlapi_arch"), unique("sqlapi_grid"), unique("sqlapi_gpus")
+    first = run(dsn, "SELECT gpdl.load_keras_model(%s, %s, name => 'tiny')",
+                (arch, h.model_json()))[0][0]
+    second = run(dsn, "SELECT gpdl.load_keras_model(%s, %s)", (arch, h.model_json(filters=8)))
+    assert (first, second[0][0]) == (1, 2)
+    configs = run(dsn, """
+        SELECT gpdl.generate_model_configs(%s, %s, ARRAY[1, 2],
+          $${'loss': ['categorical_crossentropy'], 'optimizer_params_list': [
+              {'optimizer': ['Adam'], 'lr': [0.001, 0.01]}], 'metrics': ['accuracy']}$$,
+          $${'batch_size': [8, 16]}$$)""", (arch, mst))[0][0]
+    assert len(configs) == 2 * 2 * 2 == run(dsn, f"SELECT count(*) FROM {mst}")[0][0]
+    run(dsn, "SELECT gpdl.delete_keras_model(%s, 2)", (arch,))
+    assert run(dsn, f"SELECT model_id FROM {arch}") == [(1,)]
+    assert "model_id 2 is not in" in refusal(
+        dsn, "SELECT gpdl.delete_keras_model(%s, 2)", (arch,))
+    run(dsn, "SELECT gpdl.gpu_configuration(%s)", (gpus,))
+    found = run(dsn, "SELECT count(*), count(*) FILTER (WHERE hostname IS NOT NULL) "
+                     f"FROM {gpus}")[0]
+    assert found[0] == found[1]  # one row per GPU (none on a machine without)
+    assert "source must be 'tensorflow' or 'nvidia'" in refusal(
+        dsn, "SELECT gpdl.gpu_configuration(%s, 'cuda')", (unique("sqlapi_gpus"),))
+
+
+def test_a_cancelled_call_cancels_its_sessions(dsn: str) -> None:
+    """psql's Ctrl-C on a SQL API call reaches the driver's own sessions at once."""
+    run(dsn, """
+        CREATE OR REPLACE FUNCTION public.gpdl_test_slow_call(seconds integer)
+        RETURNS void AS $$
+        from gpdl_backend import sql_api
+        from gpdl_backend.client import session
+
+        def slow(dsn):
+            with session(dsn) as conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_sleep(%s) /* gpdl_test_slow */", (seconds,))
+
+        sql_api.call(plpy, slow)
+        $$ LANGUAGE plpython3u""")
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    outcome: dict = {}
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT gpdl.version(), pg_backend_pid()")  # puts gpdl on sys.path
+            pid = cur.fetchone()[1]
+
+            def call() -> None:
+                try:
+                    cur.execute("SELECT public.gpdl_test_slow_call(120)")
+                except psycopg2.Error as error:
+                    outcome["error"] = error
+
+            caller = threading.Thread(target=call)
+            caller.start()
+            inner = ("SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> %s "
+                     "AND pid <> pg_backend_pid()")
+            deadline = time.monotonic() + 30
+            while not run(dsn, inner, ("%pg_sleep(120) /* gpdl_test_slow */%", pid))[0][0]:
+                assert time.monotonic() < deadline, "the inner session never started"
+                time.sleep(0.1)
+            cancelled = time.monotonic()
+            run(dsn, "SELECT pg_cancel_backend(%s)", (pid,))
+            caller.join(timeout=30)
+            assert not caller.is_alive() and time.monotonic() - cancelled < 10
+            assert isinstance(outcome.get("error"), psycopg2.errors.QueryCanceled)
+            deadline = time.monotonic() + 10
+            while run(dsn, inner, ("%pg_sleep(120) /* gpdl_test_slow */%", pid))[0][0]:
+                assert time.monotonic() < deadline, "the inner session still sleeps"
+                time.sleep(0.1)
+    finally:
+        conn.close()
+        run(dsn, "DROP FUNCTION IF EXISTS public.gpdl_test_slow_call(integer)")

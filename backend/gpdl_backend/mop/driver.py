@@ -23,7 +23,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
-from gpdl_backend.client import raise_from_server, server_error, session
+from gpdl_backend.client import raise_from_server, server_error, session, tracked
 from gpdl_backend.errors import FatalError, GpdlError, UnitFailedError, UsageError
 from gpdl_backend.local import without_role
 from gpdl_backend.mop import tables
@@ -162,7 +162,7 @@ class _Session:
             deadline = time.monotonic() + RECONNECT_SECONDS
             while True:
                 try:
-                    self.conn = psycopg2.connect(self.dsn, application_name=self.name)
+                    self.conn = tracked(psycopg2.connect(self.dsn, application_name=self.name))
                     self.conn.autocommit = True
                     break
                 except psycopg2.OperationalError:
