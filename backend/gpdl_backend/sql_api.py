@@ -69,15 +69,15 @@ def call(plpy: Any, operation: Callable[..., Any], *args: Any, **kwargs: Any) ->
     with cancel_scope() as cancel:
         worker = threading.Thread(target=work, name="gpdl-sql-api", daemon=True)
         worker.start()
-        while worker.is_alive():
-            worker.join(0.2)  # waits without the GIL (plpy calls keep it)
-            _send_notices(plpy)
-            try:
+        try:
+            while worker.is_alive():
+                worker.join(0.2)  # waits without the GIL (plpy calls keep it)
+                _send_notices(plpy)
                 plpy.execute("SELECT pg_sleep(0)")  # where a cancel request lands
-            except plpy.SPIError:
-                cancel()
-                worker.join()
-                raise
+        except BaseException:  # Greenplum raises its cancel anywhere in Python
+            cancel()
+            worker.join()
+            raise
         _send_notices(plpy)
     if "error" in outcome:
         with sql_errors():
@@ -204,7 +204,7 @@ def _watch(plpy: Any, dsn: str, job: TableName) -> str:
     while True:
         try:
             plpy.execute("SELECT pg_sleep(1)")  # where a cancel request lands
-        except plpy.SPIError:
+        except BaseException:  # Greenplum raises its cancel anywhere in Python
             handle.stop()
             raise
         status = handle.status()

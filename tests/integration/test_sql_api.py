@@ -418,8 +418,8 @@ def test_a_cancelled_call_cancels_its_sessions(dsn: str) -> None:
 
             caller = threading.Thread(target=call)
             caller.start()
-            inner = ("SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> %s "
-                     "AND pid <> pg_backend_pid()")
+            inner = ("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                     "AND query LIKE %s AND pid <> %s AND pid <> pg_backend_pid()")
             deadline = time.monotonic() + 30
             while not run(dsn, inner, ("%pg_sleep(120) /* gpdl_test_slow */%", pid))[0][0]:
                 assert time.monotonic() < deadline, "the inner session never started"
