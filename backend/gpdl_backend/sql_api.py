@@ -41,7 +41,11 @@ from gpdl_backend.errors import GpdlError, UsageError
 from gpdl_backend.mop import registry, tables
 from gpdl_backend.notices import progress_line
 
-__all__ = ["call", "fit_multiple_model", "resume_job", "stop_job"]
+__all__ = [
+    "as_json", "call", "evaluate", "fit_multiple_model", "gpu_configuration", "job_status",
+    "load_images", "notify", "predict", "predict_byom", "resume_job", "sql_errors", "stop_job",
+    "training_preprocessor_dl", "validation_preprocessor_dl",
+]
 
 
 def call(plpy: Any, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

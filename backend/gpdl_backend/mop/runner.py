@@ -57,20 +57,21 @@ def main(job_name: str, dsn: str) -> int:
     job = table_name(job_name)
     output = tables.OutputTables(job)
     registry.started(dsn, job)
-    plan = plan_current(dsn, job_name)
-    progress = {"done": len(plan.completed), "total": None}
+    progress: dict = {"done": 0, "total": None}
 
     def listener(event: Event) -> None:
         progress["done"] = event.units_done
         if event.units_total:
             progress["total"] = event.units_total
 
-    driver = Driver(plan, listener)
-    signal.signal(signal.SIGTERM, lambda *_: driver.stop_event.set())
     beating = threading.Event()
     pulse = threading.Thread(target=_beat, args=(dsn, job, progress, beating), daemon=True)
     pulse.start()
     try:
+        plan = plan_current(dsn, job_name)
+        progress["done"] = len(plan.completed)
+        driver = Driver(plan, listener)
+        signal.signal(signal.SIGTERM, lambda *_: driver.stop_event.set())
         status = driver.run()
         error = None
     except BaseException as failure:  # recorded for gpdl.jobs, then the process ends
