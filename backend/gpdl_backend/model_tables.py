@@ -152,7 +152,7 @@ def delete_keras_model(dsn: str, model_arch_table: str, model_id: int) -> None:
     """
     table = table_name(model_arch_table)
     with session(dsn) as conn, conn.cursor() as cur:
-        _check_arch_table(cur, table)
+        check_arch_table(cur, table)
         cur.execute(sql.SQL("DELETE FROM {} WHERE model_id = %s").format(table.identifier),
                     (model_id,))
         if cur.rowcount == 0:
@@ -278,7 +278,7 @@ def read_keras_model(dsn: str, model_arch_table: str, model_id: int) -> dict[str
     """
     table = table_name(model_arch_table)
     with session(dsn) as conn, conn.cursor() as cur:
-        _check_arch_table(cur, table)
+        check_arch_table(cur, table)
         cur.execute(sql.SQL(
             "SELECT model_id, model_arch::text, name, description, "
             "model_weights IS NOT NULL FROM {} WHERE model_id = %s").format(
@@ -371,7 +371,7 @@ def _binary(data: bytes | None) -> Any:
 
 def _ensure_arch_table(cur, engine: engines.Engine, table: TableName) -> None:
     if table_exists(cur, table):
-        _check_arch_table(cur, table)
+        check_arch_table(cur, table)
         return
     cur.execute(sql.SQL(
         "CREATE TABLE {} (model_id SERIAL PRIMARY KEY, model_arch JSON, model_weights BYTEA, "
@@ -386,7 +386,7 @@ def _columns(cur, table: TableName) -> list[str]:
     return [row[0] for row in cur.fetchall()]
 
 
-def _check_arch_table(cur, table: TableName) -> None:
+def check_arch_table(cur, table: TableName) -> None:
     if not table_exists(cur, table):
         raise UsageError(f"model architecture table {table} does not exist")
     missing = [c for c in ARCH_COLUMNS if c not in _columns(cur, table)]
@@ -421,8 +421,8 @@ def _write_selection(
     with session(dsn) as conn:
         engine = engines.probe(conn)
         with conn.cursor() as cur:
-            _check_arch_table(cur, arch)
-            _check_model_ids(cur, arch, sorted({c.model_id for c in configs}))
+            check_arch_table(cur, arch)
+            check_model_ids(cur, arch, sorted({c.model_id for c in configs}))
             exists = table_exists(cur, target) or table_exists(cur, summary)
             if exists and if_exists == "fail":
                 raise UsageError(f"model selection table {target} already exists; pass "
@@ -433,12 +433,12 @@ def _write_selection(
             if exists and if_exists == "append":
                 configs = _appended(cur, target, summary, arch, configs)
             else:
-                _create_selection_tables(cur, engine, target, summary, arch, objects)
+                create_selection_tables(cur, engine, target, summary, arch, objects)
             _insert_configs(cur, target, configs)
     return configs
 
 
-def _check_model_ids(cur, arch: TableName, model_ids: list[int]) -> None:
+def check_model_ids(cur, arch: TableName, model_ids: list[int]) -> None:
     cur.execute(sql.SQL("SELECT model_id FROM {} WHERE model_id = ANY(%s)").format(
         arch.identifier), (model_ids,))
     known = {row[0] for row in cur.fetchall()}
@@ -447,7 +447,7 @@ def _check_model_ids(cur, arch: TableName, model_ids: list[int]) -> None:
         raise UsageError(f"model ids {missing} are not in model architecture table {arch}")
 
 
-def _create_selection_tables(cur, engine: engines.Engine, target: TableName,
+def create_selection_tables(cur, engine: engines.Engine, target: TableName,
                              summary: TableName, arch: TableName, objects: str | None) -> None:
     cur.execute(sql.SQL(
         "CREATE TABLE {} (mst_key SERIAL PRIMARY KEY, model_id INTEGER, compile_params TEXT, "

@@ -327,7 +327,7 @@ class Driver:
             self.attempts[unit] = attempts
             if attempts < MAX_UNIT_ATTEMPTS:
                 scheduler.fail(unit)
-                self.listener(Event("retry", self.units_done, 0, scheduler.iteration,
+                self.listener(Event("retry", self.units_done, 0, unit.iteration,
                                     f"mst {unit.config} on segment {unit.segment}: {error}"))
                 return
             raise FatalError(f"mst {unit.config} on segment {unit.segment} failed "

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from psycopg2 import sql
+from psycopg2.extensions import AsIs
 
 import gpdl_backend
 from gpdl_backend import engine as engines
@@ -331,17 +332,8 @@ def _segments(cur, engine: engines.Engine, source: TableName,
 def _new_plan(conn, dsn, output, source, mst_table, validation, num_iterations, frequency,
               warm_start, name, description, use_caching, use_gpus, seed,
               num_segments) -> JobPlan:
+    summary, engine = check_sources(conn, source, validation, num_segments)
     with conn.cursor() as cur:
-        summary = read_summary(cur, source)
-        dist_keys = tuple(summary["dist_keys"])
-        engine = engines.probe(conn, num_segments or len(dist_keys))
-        if engine.dist_keys != dist_keys:
-            raise UsageError(f"{source} was packed for segments {list(dist_keys)}, the "
-                             f"database has {list(engine.dist_keys)}: preprocess it again")
-        if validation is not None:
-            val_summary = read_summary(cur, validation)
-            if list(val_summary["class_values"]) != list(summary["class_values"]):
-                raise UsageError(f"{validation} has other class values than {source}")
         if not table_exists(cur, mst_table):
             raise UsageError(f"model selection table {mst_table} does not exist")
         mst_summary = mst_table.with_suffix("_summary")
@@ -375,16 +367,10 @@ def _new_plan(conn, dsn, output, source, mst_table, validation, num_iterations, 
             _check_gpus(cur, engine)
         infos: dict[int, dict] = {}
         for mst, model_id, compile_params, fit_params, arch, initial in rows:
-            cur.execute("SELECT gpdl.check_config(%s, %s, %s, %s, %s)",
-                        (arch, compile_params, fit_params, image_shape, num_classes))
-            problem = cur.fetchone()[0]
-            infos[mst] = _model_info(cur, arch)
             weights = previous.get(mst) or initial
-            expected = 4 * int(infos[mst]["num_params"])
-            if not problem and weights is not None and len(weights) != expected:
-                source_of = "warm_start weights" if mst in previous else "initial weights"
-                problem = (f"its {source_of} hold {len(weights)} bytes, the model's "
-                           f"{infos[mst]['num_params']} float32 parameters take {expected}")
+            infos[mst], problem = config_problem(
+                cur, arch, compile_params, fit_params, image_shape, num_classes, weights,
+                "warm_start weights" if mst in previous else "initial weights")
             if problem:
                 raise UsageError(f"configuration mst_key {mst} (model_id {model_id}, "
                                  f"{compile_params}; {fit_params}): {problem}")
@@ -392,42 +378,119 @@ def _new_plan(conn, dsn, output, source, mst_table, validation, num_iterations, 
         for statement in output.create_sql(engine):
             cur.execute(statement)
         for mst, model_id, compile_params, fit_params, arch, initial in rows:
-            weights = previous.get(mst) or initial
-            if weights is None:
-                cur.execute("SELECT gpdl.init_weights(%s, %s, %s)",
-                            (arch, compile_params, seed * 7919 + mst))
-                weights = cur.fetchone()[0]
-            cur.execute(sql.SQL("INSERT INTO {} (mst_key, model_weights, model_arch) "
-                                "VALUES (%s, %s, %s)").format(output.model.identifier),
-                        (mst, weights, arch))
-            info = infos[mst]
-            cur.execute(sql.SQL(
-                "INSERT INTO {} (mst_key, model_id, compile_params, fit_params, model_type, "
-                "model_size, metrics_elapsed_time, metrics_type, loss_type, training_metrics, "
-                "training_loss, validation_metrics, validation_loss, status, num_params) "
-                "VALUES (%s, %s, %s, %s, 'madlib_keras', %s, '{{}}', %s, %s, '{{}}', '{{}}', "
-                "'{{}}', '{{}}', %s, %s)").format(output.info.identifier),
-                (mst, model_id, compile_params, fit_params, len(weights) / 1024.0,
-                 _metrics_of(compile_params), _loss_of(compile_params), tables.TRAINING,
-                 info["num_params"]))
-        cur.execute(sql.SQL(
-            "INSERT INTO {} (source_table, validation_table, model, model_info, "
-            "dependent_varname, independent_varname, model_arch_table, model_selection_table, "
-            "num_iterations, metrics_compute_frequency, warm_start, name, description, "
-            "start_training_time, madlib_version, num_classes, class_values, "
-            "dependent_vartype, normalizing_const, metrics_iters, status, iterations_done, "
-            "seed, use_gpus, use_caching, num_segments, image_shape, stop_requested) VALUES "
-            "(%s, %s, %s, %s, 'y', 'x', %s, %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, "
-            "'text', %s, '{{}}', %s, 0, %s, %s, %s, %s, %s, false)").format(
-            output.summary.identifier),
-            (str(source), str(validation) if validation else None, str(output.model),
-             str(output.info), str(arch_table), str(mst_table), num_iterations, frequency,
-             warm_start, name, description, f"gpdl {gpdl_backend.__version__}",
-             num_classes, list(summary["class_values"]), float(summary["normalizing_const"]),
-             tables.RUNNING, seed, use_gpus, use_caching, engine.num_segments, image_shape))
+            insert_config(cur, output, ModelRow(mst, model_id, compile_params, fit_params, arch),
+                          previous.get(mst) or initial, infos[mst], seed)
+        insert_row(cur, output.summary, summary_row(
+            output, source, validation, summary, engine, model_arch_table=str(arch_table),
+            model_selection_table=str(mst_table), num_iterations=num_iterations,
+            metrics_compute_frequency=frequency, warm_start=warm_start, name=name,
+            description=description, seed=seed, use_gpus=use_gpus, use_caching=use_caching))
         plan = _plan_from_tables(cur, dsn, output, engine)
     conn.commit()
     return plan
+
+
+def check_sources(conn, source: TableName, validation: TableName | None,
+                  num_segments: int | None) -> tuple[dict, engines.Engine]:
+    """Check the packed tables a job trains on; their summary and the engine.
+
+    ``engines.probe`` ends the transaction it opened: call this before any write.
+
+    Raises:
+        UsageError: a table that is not packed, packed for other segments, or a
+            validation table of other class values or image shape.
+    """
+    with conn.cursor() as cur:
+        summary = read_summary(cur, source)
+        dist_keys = tuple(summary["dist_keys"])
+        engine = engines.probe(conn, num_segments or len(dist_keys))
+        if engine.dist_keys != dist_keys:
+            raise UsageError(f"{source} was packed for segments {list(dist_keys)}, the "
+                             f"database has {list(engine.dist_keys)}: preprocess it again")
+        if validation is not None:
+            val_summary = read_summary(cur, validation)
+            if list(val_summary["class_values"]) != list(summary["class_values"]):
+                raise UsageError(f"{validation} has other class values than {source}")
+            shape, val_shape = list(summary["image_shape"]), list(val_summary["image_shape"])
+            if val_shape != shape:
+                raise UsageError(f"{validation} holds images of shape {val_shape}, {source} "
+                                 f"of shape {shape}: preprocess both with the same size")
+    return summary, engine
+
+
+def summary_row(output: tables.OutputTables, source: TableName, validation: TableName | None,
+                packed: dict, engine: engines.Engine, **options: object) -> dict:
+    """A new job's ``<out>_summary`` row: what its inputs say, then ``options``."""
+    return dict(
+        source_table=str(source), validation_table=str(validation) if validation else None,
+        model=str(output.model), model_info=str(output.info), dependent_varname="y",
+        independent_varname="x", start_training_time=AsIs("now()"),
+        madlib_version=f"gpdl {gpdl_backend.__version__}",
+        num_classes=int(packed["num_classes"]), class_values=list(packed["class_values"]),
+        dependent_vartype="text", normalizing_const=float(packed["normalizing_const"]),
+        metrics_iters=[], status=tables.RUNNING, iterations_done=0,
+        num_segments=engine.num_segments, image_shape=list(packed["image_shape"]),
+        stop_requested=False, **options)
+
+
+def insert_row(cur, table: TableName, values: dict) -> None:
+    """INSERT one row of ``values`` (column name to value) into ``table``."""
+    cur.execute(sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        table.identifier, sql.SQL(", ").join(map(sql.Identifier, values)),
+        sql.SQL(", ").join(sql.Placeholder(name) for name in values)), values)
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """A configuration as a job's tables record it: its key, model and parameters."""
+
+    mst_key: int
+    model_id: int
+    compile_params: str
+    fit_params: str
+    model_arch: str
+
+
+def config_problem(cur, arch: str, compile_params: str, fit_params: str,
+                   image_shape: list[int], num_classes: int, weights: bytes | None,
+                   weights_source: str) -> tuple[dict, str | None]:
+    """The model's info and what is wrong with a configuration (None: nothing).
+
+    Runs in the server (TensorFlow builds and compiles the model there).
+    """
+    cur.execute("SELECT gpdl.check_config(%s, %s, %s, %s, %s)",
+                (arch, compile_params, fit_params, image_shape, num_classes))
+    problem = cur.fetchone()[0]
+    info = _model_info(cur, arch)
+    expected = 4 * int(info["num_params"])
+    if not problem and weights is not None and len(weights) != expected:
+        problem = (f"its {weights_source} hold {len(weights)} bytes, the model's "
+                   f"{info['num_params']} float32 parameters take {expected}")
+    return info, problem
+
+
+def insert_config(cur, output: tables.OutputTables, row: ModelRow, weights: bytes | None,
+                  info: dict, seed: int, status: str = tables.TRAINING,
+                  extra: dict | None = None) -> None:
+    """Write a configuration's ``<out>`` and ``<out>_info`` rows (weights initialised if None).
+
+    Args:
+        extra: more ``_info`` columns and their values (a search's budget, rung...).
+    """
+    if weights is None:
+        cur.execute("SELECT gpdl.init_weights(%s, %s, %s)",
+                    (row.model_arch, row.compile_params, seed * 7919 + row.mst_key))
+        weights = cur.fetchone()[0]
+    cur.execute(sql.SQL("INSERT INTO {} (mst_key, model_weights, model_arch) "
+                        "VALUES (%s, %s, %s)").format(output.model.identifier),
+                (row.mst_key, weights, row.model_arch))
+    insert_row(cur, output.info, dict(
+        mst_key=row.mst_key, model_id=row.model_id, compile_params=row.compile_params,
+        fit_params=row.fit_params, model_type="madlib_keras",
+        model_size=len(weights) / 1024.0, metrics_elapsed_time=[],
+        metrics_type=_metrics_of(row.compile_params), loss_type=_loss_of(row.compile_params),
+        training_metrics=[], training_loss=[], validation_metrics=[], validation_loss=[],
+        status=status, num_params=info["num_params"], **(extra or {})))
 
 
 def _check_gpus(cur, engine: engines.Engine) -> None:

@@ -44,6 +44,8 @@ __all__ = [
     "Scheduler",
     "Status",
     "Unit",
+    "derived_rng",
+    "priority_matching",
     "simulate",
 ]
 
@@ -104,13 +106,13 @@ class Scheduler(Protocol):
         ...
 
 
-_SEGMENT, _CONFIG = "segment", "config"
-_Node = tuple[str, Hashable]
-"""A vertex of the assignment graph: ``(_SEGMENT, index)`` or ``(_CONFIG, key)``."""
+SEGMENT, CONFIG = "segment", "config"
+Node = tuple[str, Hashable]
+"""A vertex of the assignment graph: ``(SEGMENT, index)`` or ``(CONFIG, key)``."""
 
 
-def _priority_matching(graph: dict[_Node, list[_Node]],
-                       order: list[_Node]) -> dict[_Node, _Node]:
+def priority_matching(graph: dict[Node, list[Node]],
+                       order: list[Node]) -> dict[Node, Node]:
     """Return a maximum matching that covers the earliest vertices of ``order`` it can.
 
     The vertex sets a bipartite matching can cover form a matroid, so the greedy
@@ -126,21 +128,21 @@ def _priority_matching(graph: dict[_Node, list[_Node]],
     Returns:
         ``mate``: each matched vertex mapped to its partner.
     """
-    mate: dict[_Node, _Node] = {}
-    kept: set[_Node] = set()
+    mate: dict[Node, Node] = {}
+    kept: set[Node] = set()
     for start in order:
         if start in mate or _cover(start, graph, mate, kept):
             kept.add(start)
     return mate
 
 
-def _cover(start: _Node, graph: dict[_Node, list[_Node]], mate: dict[_Node, _Node],
-           kept: set[_Node]) -> bool:
+def _cover(start: Node, graph: dict[Node, list[Node]], mate: dict[Node, Node],
+           kept: set[Node]) -> bool:
     """Cover the free vertex ``start`` along an alternating path; False if none exists."""
-    parent: dict[_Node, _Node] = {}
+    parent: dict[Node, Node] = {}
     frontier = [start]
     while frontier:
-        reached: list[_Node] = []
+        reached: list[Node] = []
         for near in frontier:
             for far in graph[near]:
                 if far in parent or mate.get(near) == far:
@@ -163,7 +165,7 @@ def _cover(start: _Node, graph: dict[_Node, list[_Node]], mate: dict[_Node, _Nod
     return False
 
 
-def _derived_rng(seed: int, *parts: object) -> random.Random:
+def derived_rng(seed: int, *parts: object) -> random.Random:
     """Return a generator seeded from ``seed`` and ``parts``, stable across processes."""
     return random.Random(":".join(["gpdl-mop", str(seed), *map(str, parts)]))
 
@@ -237,7 +239,7 @@ class MopScheduler:
         self._visits: dict[tuple[Hashable, int], int] = {
             (config, segment): 0 for config in configs for segment in segments
         }
-        self._rng = _derived_rng(seed, start_iteration)
+        self._rng = derived_rng(seed, start_iteration)
 
     # ----------------------------------------------------------------- read-only
     @property
@@ -429,7 +431,7 @@ class MopScheduler:
         self._iteration += 1
         self._done.clear()
         self._done_count = dict.fromkeys(self._configs, 0)
-        self._rng = _derived_rng(self._seed, self._iteration)
+        self._rng = derived_rng(self._seed, self._iteration)
 
     # ------------------------------------------------------------ save / restore
     def state(self) -> dict[str, Any]:
@@ -530,7 +532,7 @@ class MopScheduler:
         for config in stopped_configs:
             scheduler.stop(config)
         if scheduler._done:
-            scheduler._rng = _derived_rng(seed, iteration, len(scheduler._done))
+            scheduler._rng = derived_rng(seed, iteration, len(scheduler._done))
         return scheduler
 
     # ------------------------------------------------------------------ internals
@@ -549,17 +551,17 @@ class MopScheduler:
         (its degree in the graph of remaining units), ties broken at random.
         """
         edges = {s: self.eligible_configs(s) for s in idle}
-        graph: dict[_Node, list[_Node]] = {}
+        graph: dict[Node, list[Node]] = {}
         for segment, configs in edges.items():
             for config in configs:
-                graph.setdefault((_SEGMENT, segment), []).append((_CONFIG, config))
-                graph.setdefault((_CONFIG, config), []).append((_SEGMENT, segment))
+                graph.setdefault((SEGMENT, segment), []).append((CONFIG, config))
+                graph.setdefault((CONFIG, config), []).append((SEGMENT, segment))
         if not graph:
             return []
         p = len(self._segments)
-        left: dict[_Node, int] = {}
+        left: dict[Node, int] = {}
         for node in graph:
-            if node[0] == _CONFIG:
+            if node[0] == CONFIG:
                 left[node] = p - self._done_count[node[1]]
             else:
                 left[node] = sum(
@@ -570,9 +572,9 @@ class MopScheduler:
         order.sort(key=left.__getitem__, reverse=True)
         for neighbours in graph.values():
             self._rng.shuffle(neighbours)
-        mate = _priority_matching(graph, order)
+        mate = priority_matching(graph, order)
         return [
-            self._start(mate[(_SEGMENT, s)][1], s) for s in idle if (_SEGMENT, s) in mate
+            self._start(mate[(SEGMENT, s)][1], s) for s in idle if (SEGMENT, s) in mate
         ]
 
     def _start(self, config: Hashable, segment: int) -> Unit:

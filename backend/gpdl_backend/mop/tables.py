@@ -29,6 +29,9 @@ STOPPED = "stopped"
 FAILED = "failed"
 PENDING = "pending"
 TRAINING = "training"
+# A search's configurations also wait at a rung, or end there (AutoML).
+PAUSED = "paused"
+EARLY_STOPPED = "early_stopped"
 
 SUMMARY_COLUMNS = (
     ("source_table", "text"), ("validation_table", "text"), ("model", "text"),
@@ -64,6 +67,32 @@ The validation columns stay NULL / empty without a validation table.
 PROGRESS_METRICS_ALL_COLUMN = ("metrics_all", "double precision[]", None)
 """``<out>_progress``: every metric of the hop, in compile order."""
 
+SEARCH_INFO_COLUMNS = (
+    ("metrics_iters", "integer[]", "{}"),
+    ("iterations_done", "integer", "0"),
+    ("budget", "integer", "0"),
+    ("s", "integer", None),
+    ("i", "integer", "0"),
+    ("params", "json", None),
+)
+"""An AutoML search's ``<out>_info`` columns: each configuration has its own clock.
+
+MADlib's AutoML tables have ``metrics_iters`` per model and Hyperband's bracket
+``s`` and rung ``i``; gpdl adds the iterations done, the budget the search gave
+(``i``'s resource) and the sampled ``params`` (to replay the sampler on resume).
+"""
+SEARCH_SUMMARY_COLUMNS = (
+    ("automl_method", "text", None),
+    ("automl_params", "text", None),
+    ("random_state", "integer", None),
+    ("model_id_list", "integer[]", None),
+    ("compile_params_grid", "text", None),
+    ("fit_params_grid", "text", None),
+    ("automl_state", "json", None),
+    ("units_planned", "integer", None),
+)
+"""An AutoML search's ``<out>_summary`` columns: its inputs and the oracle's state."""
+
 
 @dataclass(frozen=True)
 class OutputTables:
@@ -86,14 +115,16 @@ class OutputTables:
     def all(self) -> list[TableName]:
         return [self.model, self.info, self.summary, self.progress]
 
-    def create_sql(self, engine: Engine) -> list[sql.Composable]:
-        """CREATE TABLE statements for the four tables."""
+    def create_sql(self, engine: Engine, search: bool = False) -> list[sql.Composable]:
+        """CREATE TABLE statements for the four tables (``search``: with AutoML's columns)."""
         by_mst = engine.distributed_by("mst_key")
         summary_columns = sql.SQL(", ").join(
-            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
-            for name, kind in SUMMARY_COLUMNS)
+            [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+             for name, kind in SUMMARY_COLUMNS]
+            + ([_column(*column) for column in SEARCH_SUMMARY_COLUMNS] if search else []))
         metrics_all_columns = sql.SQL("").join(
-            sql.SQL(", ") + _column(*column) for column in INFO_METRICS_ALL_COLUMNS)
+            sql.SQL(", ") + _column(*column)
+            for column in INFO_METRICS_ALL_COLUMNS + (SEARCH_INFO_COLUMNS if search else ()))
         return [
             sql.SQL("CREATE TABLE {} (mst_key integer PRIMARY KEY, model_weights bytea, "
                     "model_arch json, optimizer_state bytea){}").format(
@@ -154,6 +185,27 @@ class OutputTables:
                 "WHERE iteration = %(iteration)s AND model_weights IS NOT NULL").format(
                 self.progress.identifier),
         ]
+
+    def fold_config_sql(self) -> sql.Composable:
+        """Make ``<out>`` hold one configuration's weights at the end of its iteration.
+
+        Parameters: ``mst``, ``iteration`` (0-based), ``last_hop``. Idempotent. The
+        hop weights stay (a search clears them at its end with
+        ``clear_hops_sql``): on Greenplum an UPDATE of ``_progress`` would lock
+        out the units that insert into it meanwhile.
+        """
+        return sql.SQL(
+            "UPDATE {out} o SET model_weights = h.model_weights, "
+            "optimizer_state = h.optimizer_state FROM {progress} h "
+            "WHERE o.mst_key = %(mst)s AND h.mst_key = o.mst_key "
+            "AND h.iteration = %(iteration)s AND h.hop = %(last_hop)s "
+            "AND h.model_weights IS NOT NULL").format(
+            out=self.model.identifier, progress=self.progress.identifier)
+
+    def clear_hops_sql(self) -> sql.Composable:
+        """Drop every hop's weights (all are folded): a finished search keeps only ``<out>``."""
+        return sql.SQL("UPDATE {} SET model_weights = NULL, optimizer_state = NULL "
+                       "WHERE model_weights IS NOT NULL").format(self.progress.identifier)
 
     def drop_sql(self) -> sql.Composable:
         return sql.SQL("DROP TABLE IF EXISTS {}").format(
