@@ -73,6 +73,7 @@ __all__ = [
     "FitParams",
     "ModelConfig",
     "build_optimizer",
+    "check_search_grids",
     "compile_kwargs",
     "fit_kwargs",
     "format_compile_params",
@@ -469,11 +470,9 @@ def generate_model_configs(
         >>> len(configs)
         3
     """
-    ids = _check_model_ids(model_ids)
-    compile_grid = _check_grid(compile_params_grid, "compile_params_grid", compile_side=True)
-    _check_keys(compile_grid, (*_COMPILE_KEYS, OPTIMIZER_PARAMS_LIST), {}, "compile parameter")
-    fit_grid = _check_grid(fit_params_grid, "fit_params_grid", compile_side=False)
-    _check_keys(fit_grid, _FIT_KEYS, _REFUSED_FIT_KEYS, "fit parameter")
+    ids, compile_grid, fit_grid = check_search_grids(
+        model_ids, compile_params_grid, fit_params_grid
+    )
     kind = _search_kind(search_type)
     if kind == "grid":
         if num_configs is not None or random_state is not None:
@@ -489,6 +488,38 @@ def generate_model_configs(
     ):
         raise UsageError(f"random_state must be an integer or None, got {random_state!r}")
     return _random_search(ids, compile_grid, fit_grid, num_configs, random_state)
+
+
+def check_search_grids(
+    model_ids: Sequence[int],
+    compile_params_grid: Mapping[str, Any] | str,
+    fit_params_grid: Mapping[str, Any] | str,
+) -> tuple[list[int], dict[str, Any], dict[str, list]]:
+    """Validate the model ids and grids of a search (what :func:`generate_model_configs`
+    checks before drawing anything).
+
+    Args:
+        model_ids: Architecture ids.
+        compile_params_grid: Compile grid, or its Python-literal string.
+        fit_params_grid: Fit grid, or its Python-literal string. May be empty.
+
+    Returns:
+        The sorted distinct ids, the compile grid (name -> list of values;
+        ``optimizer_params_list`` -> list of such dicts) and the fit grid.
+
+    Raises:
+        UsageError: Bad model ids, a malformed grid or range, or an unknown key.
+
+    Example:
+        >>> check_search_grids([2, 1, 2], "{'loss': ['mse']}", {})
+        ([1, 2], {'loss': ['mse']}, {})
+    """
+    ids = _check_model_ids(model_ids)
+    compile_grid = _check_grid(compile_params_grid, "compile_params_grid", compile_side=True)
+    _check_keys(compile_grid, (*_COMPILE_KEYS, OPTIMIZER_PARAMS_LIST), {}, "compile parameter")
+    fit_grid = _check_grid(fit_params_grid, "fit_params_grid", compile_side=False)
+    _check_keys(fit_grid, _FIT_KEYS, _REFUSED_FIT_KEYS, "fit parameter")
+    return ids, compile_grid, fit_grid
 
 
 # ------------------------------------------------------------------------ internals
