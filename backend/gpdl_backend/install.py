@@ -1,7 +1,11 @@
 """Create or upgrade schema ``gpdl`` and its functions in a database.
 
-Versioned and idempotent: every run drops and recreates the functions (so a
-changed signature upgrades cleanly) and keeps the tables. The server's Python
+Versioned and idempotent: an unchanged function script is left in place; a
+changed one is run again with CREATE OR REPLACE. gpdl records the functions and
+views it created in ``gpdl.installed_object`` and on upgrade drops only those of
+its own that the new script no longer has (never with CASCADE), so a user's
+functions and views, in schema gpdl or elsewhere, are never touched. Tables are
+kept. The server's Python
 finds ``gpdl_backend`` and TensorFlow through paths recorded here, since a
 Greenplum segment's ``PYTHONPATH`` is not the caller's.
 
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import psycopg2.errors
 from psycopg2 import sql
 
 import gpdl_backend
@@ -109,6 +114,12 @@ def install(
                     "(key text PRIMARY KEY, value text NOT NULL){}"
                 ).format(engine.distributed_replicated())
             )
+            cur.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS gpdl.installed_object "
+                    "(kind text, signature text, PRIMARY KEY (kind, signature)){}"
+                ).format(engine.distributed_replicated())
+            )
             recorded = _recorded(cur)
             previous = recorded.get("version")
             servers = (servers_dir or recorded.get("servers_dir")
@@ -122,8 +133,7 @@ def install(
             # (a dropped function fails their next unit with "cache lookup failed").
             if (recorded.get("functions_sha256") != digest or previous != gpdl_backend.__version__
                     or not _all_functions_present(cur, script)):
-                _drop_functions(cur)
-                cur.execute(script)
+                _upgrade(cur, script)
                 _set_config(cur, "functions_sha256", digest)
             _grant_to_users(cur)
             segments = engine.segment_count(
@@ -160,27 +170,124 @@ def _grant_to_users(cur) -> None:
 
     A job's sessions act as the calling role, so it also runs the per-row
     functions (gpdl.train_unit, gpdl.read_images, ...) the API's drivers call.
+    Only gpdl's own functions: a user's function in schema gpdl keeps its grants.
     """
     role = sql.Identifier(USER_ROLE)
-    cur.execute("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gpdl FROM PUBLIC")
-    for statement in ("GRANT USAGE ON SCHEMA gpdl TO {}",
-                      "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA gpdl TO {}",
-                      "GRANT SELECT ON gpdl.config, gpdl.jobs TO {}"):
-        cur.execute(sql.SQL(statement).format(role))
+    cur.execute(sql.SQL("GRANT USAGE ON SCHEMA gpdl TO {}").format(role))
+    cur.execute(sql.SQL("GRANT SELECT ON gpdl.config, gpdl.jobs TO {}").format(role))
+    cur.execute("SELECT signature FROM gpdl.installed_object WHERE kind = 'function'")
+    # The signatures are the server's own text (quote_ident, format_type), not user input.
+    ours = sql.SQL(", ").join(sql.SQL(row[0]) for row in cur.fetchall())
+    cur.execute(sql.SQL("REVOKE ALL ON FUNCTION {} FROM PUBLIC").format(ours))
+    cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(ours, role))
 
 
-def _drop_functions(cur) -> None:
-    cur.execute(
-        "SELECT p.oid::regprocedure::text, p.prokind FROM pg_proc p "
-        "JOIN pg_namespace n ON n.oid = p.pronamespace "
-        "WHERE n.nspname = 'gpdl' AND p.prokind IN ('f', 'a') ORDER BY p.prokind"
-    )
-    # Aggregates first ('a' < 'f'): they depend on their transition functions.
-    for signature, kind in cur.fetchall():
-        what = "AGGREGATE" if kind == "a" else "FUNCTION"
-        # The signature is the server's own regprocedure text, already quoted.
-        cur.execute(sql.SQL("DROP {} IF EXISTS {} CASCADE").format(
-            sql.SQL(what), sql.SQL(signature)))
+# --- upgrade: gpdl's own objects only --------------------------------------------------
+_TOKEN = re.compile(r"\$(\w*)\$.*?\$\1\$|'(?:[^']|'')*'|--[^\n]*|;", re.S)
+_HEAD = re.compile(r"(?:\s*--[^\n]*\n)*\s*CREATE (FUNCTION|VIEW) gpdl\.(\w+)")
+_SIGNATURE = ("'gpdl.' || quote_ident(p.proname) || '(' || oidvectortypes(p.proargtypes) "
+              "|| ')'")
+_KEYWORD = {"function": sql.SQL("FUNCTION"), "view": sql.SQL("VIEW")}
+_REPLACE_REFUSED = (psycopg2.errors.InvalidFunctionDefinition,  # return type, arg names
+                    psycopg2.errors.InvalidTableDefinition)  # a view's columns
+
+
+def statements(script: str) -> list[str]:
+    """The statements of an SQL script, split at semicolons outside quotes and comments."""
+    found, start = [], 0
+    for token in _TOKEN.finditer(script):
+        if token.group() == ";":
+            found.append(script[start:token.start()])
+            start = token.end()
+    found.append(script[start:])
+    return [s for s in found if _TOKEN.sub("", s).strip()]
+
+
+def _upgrade(cur, script: str) -> None:
+    """Run the function script again, touching only the objects gpdl created."""
+    parts = statements(script)
+    heads = [_HEAD.match(part) for part in parts]
+    made = _signatures(cur, parts, heads)
+    ours = _ours(cur, [head.group(2) for head in heads if head])
+    for kind, signature in sorted(ours - set(made.values()), key=lambda o: o[0] != "view"):
+        _drop(cur, kind, signature, "which this gpdl no longer has")
+    for index, part in enumerate(parts):
+        if index in made:
+            _create_or_replace(cur, *made[index], part)
+        else:
+            cur.execute(part)
+    cur.execute("DELETE FROM gpdl.installed_object")
+    cur.executemany("INSERT INTO gpdl.installed_object VALUES (%s, %s)", sorted(made.values()))
+
+
+def _signatures(cur, parts: list[str], heads: list) -> dict[int, tuple[str, str]]:
+    """(kind, signature) of each statement that creates a gpdl function or view.
+
+    A function's argument types are the server's: each is created once under
+    a scratch name in a schema that is rolled back at once.
+    """
+    made = {i: ("view", f"gpdl.{head.group(2)}")
+            for i, head in enumerate(heads) if head and head.group(1) == "VIEW"}
+    cur.execute("SAVEPOINT gpdl_probe")
+    cur.execute("CREATE SCHEMA gpdl_install_probe")
+    cur.execute("SET LOCAL check_function_bodies = off")
+    for index, head in enumerate(heads):
+        if head and head.group(1) == "FUNCTION":
+            cur.execute(parts[index][:head.start(2) - 5] + f"gpdl_install_probe.f{index}"
+                        + parts[index][head.end(2):])
+    cur.execute("SELECT p.proname, oidvectortypes(p.proargtypes) FROM pg_proc p "
+                "WHERE p.pronamespace = 'gpdl_install_probe'::regnamespace")
+    for probe, types in cur.fetchall():
+        index = int(probe[1:])
+        made[index] = ("function", f"gpdl.{heads[index].group(2)}({types})")
+    cur.execute("ROLLBACK TO SAVEPOINT gpdl_probe")
+    return made
+
+
+def _ours(cur, names: list[str]) -> set[tuple[str, str]]:
+    """The objects earlier installs recorded as gpdl's.
+
+    Before gpdl kept that record, its functions were those with the install
+    prelude or a name the script has, and its one view ``gpdl.jobs``.
+    """
+    cur.execute("SELECT count(*) FROM gpdl.installed_object")
+    if not cur.fetchone()[0]:
+        cur.execute(f"INSERT INTO gpdl.installed_object SELECT 'function', {_SIGNATURE} "
+                    "FROM pg_proc p WHERE p.pronamespace = 'gpdl'::regnamespace "
+                    "AND (p.prosrc LIKE '%%gpdl.settings%%' OR p.proname = ANY(%s))", (names,))
+        cur.execute("INSERT INTO gpdl.installed_object SELECT 'view', 'gpdl.jobs' "
+                    "WHERE to_regclass('gpdl.jobs') IS NOT NULL")
+    cur.execute("SELECT kind, signature FROM gpdl.installed_object")
+    return set(cur.fetchall())
+
+
+def _create_or_replace(cur, kind: str, signature: str, statement: str) -> None:
+    """CREATE OR REPLACE; where the server refuses (another return type), drop that one."""
+    cur.execute("SAVEPOINT gpdl_replace")
+    try:
+        cur.execute(statement.replace("CREATE ", "CREATE OR REPLACE ", 1))
+    except _REPLACE_REFUSED:
+        cur.execute("ROLLBACK TO SAVEPOINT gpdl_replace")
+        _drop(cur, kind, signature, "whose definition changed")
+        cur.execute(statement)
+    else:
+        cur.execute("RELEASE SAVEPOINT gpdl_replace")
+
+
+def _drop(cur, kind: str, signature: str, why: str) -> None:
+    """Drop one object of gpdl's, without CASCADE: a dependent object is named, not lost."""
+    lookup = "to_regclass" if kind == "view" else "to_regprocedure"
+    cur.execute(sql.SQL("SELECT {}(%s)::text").format(sql.SQL(lookup)), (signature,))
+    existing = cur.fetchone()[0]  # the server's own quoting of the name
+    if existing is None:
+        return
+    try:
+        cur.execute(sql.SQL("DROP {} {}").format(_KEYWORD[kind], sql.SQL(existing)))
+    except psycopg2.errors.DependentObjectsStillExist as error:
+        blockers = "; ".join((error.diag.message_detail or "").splitlines())
+        raise FatalError(
+            f"cannot drop {kind} {signature}, {why}: {blockers}; drop or change that "
+            "object, then run gpdl install again") from error
 
 
 def _set_config(cur, key: str, value: str) -> None:

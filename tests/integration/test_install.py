@@ -96,7 +96,8 @@ def test_install_twice_is_idempotent(fresh_db: str) -> None:
         "site_paths": ":".join(default_site_paths()), "servers_dir": "/srv/gpdl-servers",
         "server_user": server_user}
     install(fresh_db, site_paths=[*default_site_paths(), "/nonexistent"])  # other functions
-    assert query(fresh_db, oids) != before
+    source = "SELECT prosrc FROM pg_proc WHERE oid = 'gpdl.version()'::regprocedure"
+    assert "/nonexistent" in query(fresh_db, source)[0][0]  # replaced in place
 
 
 def test_installed_functions_work(fresh_db: str, shared_tmp) -> None:
@@ -128,18 +129,61 @@ def test_upgrade_recreates_a_dropped_function(fresh_db: str) -> None:
     assert query(fresh_db, "SELECT x FROM gpdl.keep_me") == [(7,)]  # tables are kept
 
 
+def run(dsn: str, *statements: str) -> None:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+OLDER_GPDL = (  # what an older gpdl might have left behind: a function it created
+    "CREATE FUNCTION gpdl.obsolete(x int) RETURNS int AS 'SELECT x' LANGUAGE sql",
+    "INSERT INTO gpdl.installed_object VALUES ('function', 'gpdl.obsolete(integer)')",
+    "UPDATE gpdl.config SET value = '0.0.1' WHERE key = 'version'",
+)
+
+
 def test_an_old_signature_is_replaced(fresh_db: str) -> None:
     install(fresh_db, num_segments=1)
-    conn = psycopg2.connect(fresh_db)
-    with conn.cursor() as cur:  # what an older gpdl might have left behind
-        cur.execute("CREATE FUNCTION gpdl.obsolete(x int) RETURNS int "
-                    "AS 'SELECT x' LANGUAGE sql")
-        cur.execute("UPDATE gpdl.config SET value = '0.0.1' WHERE key = 'version'")
-    conn.commit()
-    conn.close()
+    run(fresh_db, *OLDER_GPDL)
     result = install(fresh_db)
     assert result.previous_version == "0.0.1"
     assert "obsolete(integer)" not in functions(fresh_db)
+
+
+def test_an_upgrade_keeps_users_objects(fresh_db: str) -> None:
+    install(fresh_db, num_segments=1)
+    run(fresh_db,
+        "CREATE FUNCTION gpdl.users_own(x int) RETURNS int AS 'SELECT x + 1' LANGUAGE sql",
+        "CREATE VIEW public.users_view AS SELECT gpdl.version() AS v",
+        "CREATE VIEW public.users_jobs AS SELECT job FROM gpdl.jobs",
+        "UPDATE gpdl.config SET value = 'changed' WHERE key = 'functions_sha256'")
+    install(fresh_db)
+    assert config(fresh_db)["functions_sha256"] != "changed"  # it did upgrade
+    assert query(fresh_db, "SELECT gpdl.users_own(1)") == [(2,)]
+    assert query(fresh_db, "SELECT v FROM public.users_view") == [(gpdl_backend.__version__,)]
+    assert query(fresh_db, "SELECT count(*) FROM public.users_jobs") == [(0,)]
+
+
+def test_a_changed_return_type_replaces_that_function(fresh_db: str) -> None:
+    install(fresh_db, num_segments=1)
+    run(fresh_db, "DROP FUNCTION gpdl.version()",  # an older gpdl's version() said int
+        "CREATE FUNCTION gpdl.version() RETURNS int AS 'SELECT 1' LANGUAGE sql",
+        "UPDATE gpdl.config SET value = '0.0.1' WHERE key = 'version'")
+    install(fresh_db)
+    assert query(fresh_db, "SELECT gpdl.version()") == [(gpdl_backend.__version__,)]
+
+
+def test_a_users_view_on_an_obsolete_function_is_named(fresh_db: str) -> None:
+    install(fresh_db, num_segments=1)
+    run(fresh_db, *OLDER_GPDL, "CREATE VIEW public.needs_it AS SELECT gpdl.obsolete(1) AS x")
+    with pytest.raises(FatalError, match=r"gpdl\.obsolete\(integer\).*view needs_it"):
+        install(fresh_db)
+    assert query(fresh_db, "SELECT x FROM public.needs_it") == [(1,)]  # nothing dropped
 
 
 @pytest.mark.postgres_only(reason="virtual segments are PostgreSQL's, Greenplum's its primaries")
@@ -199,3 +243,18 @@ def test_doctor_says_how_to_fix_a_server_python_without_gpdl(fresh_db: str) -> N
         assert "No module named 'gpdl_backend'" in check.detail
         assert "chmod -R o+rX " + " ".join(default_site_paths()) in check.fix
         assert "o+x on each parent dir" in check.fix
+
+
+def test_an_install_from_before_the_record_knows_its_functions(fresh_db: str) -> None:
+    install(fresh_db, num_segments=1)
+    run(fresh_db, "DELETE FROM gpdl.installed_object",  # as older gpdl versions left it
+        "CREATE FUNCTION gpdl.old_gpdl() RETURNS text "
+        "AS $$ if \"gpdl.settings\" not in GD: pass $$ LANGUAGE plpython3u",
+        "CREATE FUNCTION gpdl.count_files(location text) RETURNS int "  # an old overload
+        "AS 'SELECT 1' LANGUAGE sql",
+        "CREATE FUNCTION gpdl.users_own() RETURNS int AS 'SELECT 1' LANGUAGE sql",
+        "UPDATE gpdl.config SET value = '0.0.1' WHERE key = 'version'")
+    install(fresh_db)
+    installed = functions(fresh_db)
+    assert "old_gpdl()" not in installed and "count_files(text)" not in installed
+    assert {"users_own()", "count_files(text, text)"} <= installed
