@@ -38,13 +38,11 @@ def _dsn(args: argparse.Namespace) -> str:
     if getattr(args, "dsn", None):
         return args.dsn
     if args.home or args.port:
-        from gpdl_backend.install import install
+        from gpdl_backend.install import install_if_needed
 
         server = _server(args)
-        running = server.running()
         dsn = server.start()
-        if not running:
-            install(dsn, servers_dir=str(server.servers_dir))
+        install_if_needed(dsn, servers_dir=str(server.servers_dir))
         return dsn
     return resolve_dsn(None, use_jupysql=False)
 
@@ -58,7 +56,7 @@ def _shown_dsn(dsn: str, show_password: bool) -> str:
 
 # --- db ------------------------------------------------------------------
 def cmd_db(args: argparse.Namespace) -> int:
-    from gpdl_backend.install import default_site_paths, install
+    from gpdl_backend.install import default_site_paths, install_if_needed
 
     server = _server(args)
     if args.action == "start":
@@ -70,8 +68,9 @@ def cmd_db(args: argparse.Namespace) -> int:
             return 1
         dsn = server.start(quiet=False)
         if not args.no_install:
-            result = install(dsn, servers_dir=str(server.servers_dir))
-            print(f"gpdl {result.version} installed ({result.num_segments} segments)")
+            result = install_if_needed(dsn, servers_dir=str(server.servers_dir))
+            done = "installed" if result.changed else "already installed"
+            print(f"gpdl {result.version} {done} ({result.num_segments} segments)")
         print(_shown_dsn(dsn, args.show_password))
     elif args.action == "stop":
         print("stopped" if server.stop() else "not running")

@@ -25,7 +25,7 @@ from gpdl_backend import engine as engines
 from gpdl_backend.client import connect
 from gpdl_backend.embedded import EmbeddedServer
 from gpdl_backend.errors import UsageError
-from gpdl_backend.install import install
+from gpdl_backend.install import install_if_needed
 
 __all__ = [
     "CURRENT",
@@ -152,10 +152,8 @@ def jupysql_dsn(alias: str | None = None) -> str | None:
 def embedded_dsn(quiet: bool = True) -> str:
     """Start the embedded server if needed, make sure the backend is installed."""
     server = EmbeddedServer.default()
-    was_running = server.running()
     dsn = server.start(quiet=quiet)
-    if not was_running:
-        install(dsn, servers_dir=str(server.servers_dir))
+    install_if_needed(dsn, servers_dir=str(server.servers_dir))
     return dsn
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gpdl_backend import datasets
 from gpdl_backend.embedded import EmbeddedServer
-from gpdl_backend.install import install
+from gpdl_backend.install import install_if_needed
 from gpdl_jupyter import api
 from gpdl_jupyter.connection import mask_password
 from gpdl_jupyter.report import CellEvent, NotebookFailed, ReportFiles, run_notebook, write_reports
@@ -74,8 +74,9 @@ def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path |
     server = EmbeddedServer.default(home, port)
     with step(f"embedded PostgreSQL under {server.home}"):
         dsn = server.start(quiet=False)
-        result = install(dsn, servers_dir=str(server.servers_dir))
-        print(f"    gpdl {result.version} installed, {result.num_segments} segments")
+        result = install_if_needed(dsn, servers_dir=str(server.servers_dir))
+        done = "installed" if result.changed else "already installed"
+        print(f"    gpdl {result.version} {done}, {result.num_segments} segments")
     directory = data_dir or server.home / "datasets" / "fashion-mnist"
     with step(f"Fashion-MNIST as PNG files in {directory}"):
         bar, update = _bar("writing")

@@ -51,6 +51,8 @@ class InstallResult:
     engine: str
     num_segments: int
     site_paths: tuple[str, ...]
+    changed: bool = True
+    """False when what was installed was current and nothing was written."""
 
 
 def default_site_paths() -> list[str]:
@@ -67,6 +69,54 @@ def function_sql(site_paths: list[str], settings: dict) -> str:
     prelude = _PRELUDE.format(paths=list(site_paths), settings=settings)
     text = resources.files("gpdl_backend").joinpath("sql/functions.sql").read_text()
     return text.replace("#PRELUDE", prelude)
+
+
+def _script(paths: list[str], servers_dir: str) -> tuple[str, str]:
+    """The function script for these settings and its SHA-256."""
+    script = function_sql(paths, {"servers_dir": servers_dir, "site_paths": list(paths),
+                                  "version": gpdl_backend.__version__})
+    return script, hashlib.sha256(script.encode()).hexdigest()
+
+
+def _servers_dir(given: str | None, recorded: dict[str, str]) -> str:
+    return (given or recorded.get("servers_dir")
+            or os.environ.get("GPDL_SERVERS_DIR") or "/etc/gpdl/servers")
+
+
+def install_if_needed(dsn: str, servers_dir: str | None = None) -> InstallResult:
+    """``install``, unless the database has this gpdl with these settings already.
+
+    Then nothing is written (``changed`` is False): ``gpdl db start`` calls
+    this, so a restart does not touch the functions a reconnecting job uses.
+
+    Args:
+        dsn: libpq connection string of a superuser.
+        servers_dir: as for ``install``. Defaults to the recorded one.
+
+    Returns:
+        An ``InstallResult``.
+
+    Example::
+
+        install_if_needed(server.dsn(), servers_dir=str(server.servers_dir))
+    """
+    paths = default_site_paths()
+    with session(dsn, readonly=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('gpdl.config') IS NOT NULL "
+                    "AND to_regclass('gpdl.installed_object') IS NOT NULL")
+        recorded = _recorded(cur) if cur.fetchone()[0] else {}
+        servers = _servers_dir(servers_dir, recorded)
+        script, digest = _script(paths, servers)
+        current = (recorded.get("version") == gpdl_backend.__version__
+                   and recorded.get("functions_sha256") == digest
+                   and recorded.get("site_paths") == os.pathsep.join(paths)
+                   and recorded.get("servers_dir") == servers
+                   and _all_functions_present(cur, script))
+        kind = engines.probe(conn, num_segments=1).kind
+    if not current:
+        return install(dsn, servers_dir=servers_dir)
+    return InstallResult(gpdl_backend.__version__, gpdl_backend.__version__, kind,
+                         int(recorded["num_segments"]), tuple(paths), changed=False)
 
 
 def install(
@@ -122,13 +172,10 @@ def install(
             )
             recorded = _recorded(cur)
             previous = recorded.get("version")
-            servers = (servers_dir or recorded.get("servers_dir")
-                       or os.environ.get("GPDL_SERVERS_DIR") or "/etc/gpdl/servers")
+            servers = _servers_dir(servers_dir, recorded)
             _create_user_role(cur)
             registry.create(cur, engine)
-            script = function_sql(paths, {"servers_dir": servers, "site_paths": list(paths),
-                                          "version": gpdl_backend.__version__})
-            digest = hashlib.sha256(script.encode()).hexdigest()
+            script, digest = _script(paths, servers)
             # The same functions again: leave them, so running jobs' sessions keep them
             # (a dropped function fails their next unit with "cache lookup failed").
             if (recorded.get("functions_sha256") != digest or previous != gpdl_backend.__version__

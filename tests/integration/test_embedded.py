@@ -162,8 +162,29 @@ def test_cli_db_start_installs_the_backend(shared_tmp_factory, capsys) -> None:
         assert re.fullmatch(rf"gpdl {gpdl_backend.__version__} installed \(\d+ segments\)",
                             lines[-2])
         assert lines[-1].endswith(f"@127.0.0.1:{port}/gpdl")
+        marker = "SELECT xmin::text FROM gpdl.config WHERE key = 'version'"
+        installed = query(EmbeddedServer(home, port).dsn(), marker)
+        # Current already: nothing is written (a reconnecting job keeps its functions),
+        # whether the server was running or is started again.
+        for stop_first in (False, True):
+            if stop_first:
+                EmbeddedServer(home, port).stop()
+            code, out, _ = run_cli(capsys, "db", "start", "--home", str(home),
+                                   "--port", str(port))
+            assert code == 0
+            assert re.fullmatch(rf"gpdl {gpdl_backend.__version__} already installed "
+                                r"\(\d+ segments\)", out.strip().splitlines()[-2])
+            assert query(EmbeddedServer(home, port).dsn(), marker) == installed
     finally:
         EmbeddedServer(home, port).stop()
+
+
+def query(dsn: str, statement: str) -> list[tuple]:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(statement)
+        rows = cur.fetchall()
+    conn.close()
+    return rows
 
 
 def test_doctor_on_a_database_without_gpdl(own: EmbeddedServer, capsys) -> None:

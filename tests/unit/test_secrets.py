@@ -133,8 +133,8 @@ def test_db_show_password_prints_it(running: None, capsys) -> None:
 def test_demo_prints_the_dsn_masked(running: None, capsys, monkeypatch, tmp_path) -> None:
     from gpdl_jupyter import demo
 
-    monkeypatch.setattr(demo, "install", lambda *a, **k: type(
-        "R", (), {"version": "x", "num_segments": 2})())
+    monkeypatch.setattr(demo, "install_if_needed", lambda *a, **k: type(
+        "R", (), {"version": "x", "num_segments": 2, "changed": True})())
     monkeypatch.setattr(demo.datasets, "write_fashion_mnist", lambda *a, **k: {})
     monkeypatch.setattr(demo.api, "load_images", lambda *a, **k: type(
         "L", (), {"images": 1, "errors": 0, "images_per_second": 1.0})())
