@@ -252,6 +252,17 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return _follow(job)
 
 
+def cmd_automl(args: argparse.Namespace) -> int:
+    from gpdl_jupyter.magics.commands import automl
+
+    args.dsn = _dsn(args)
+    result = automl.start(args, None)
+    if args.plan:
+        print(result)
+        return 0
+    return _follow(result)
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     from gpdl_jupyter import api
 
@@ -370,8 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     # The commands a notebook has too: their options come from the %gpdl command
     # table, defined once; only what the terminal shows differs.
     for name, handler in (("load", cmd_load), ("preprocess", cmd_preprocess),
-                          ("fit", cmd_fit), ("resume", cmd_resume), ("status", cmd_job),
-                          ("stop", cmd_job), ("jobs", cmd_jobs), ("evaluate", cmd_evaluate)):
+                          ("fit", cmd_fit), ("automl", cmd_automl), ("resume", cmd_resume),
+                          ("status", cmd_job), ("stop", cmd_job), ("jobs", cmd_jobs),
+                          ("evaluate", cmd_evaluate)):
         module = COMMANDS[name]
         command = sub.add_parser(name, parents=[common], help=module.HELP)
         module.add_arguments(command, Context())

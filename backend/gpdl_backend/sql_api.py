@@ -140,7 +140,20 @@ def fit_multiple_model(plpy: Any, GD: dict, background: bool, **options: Any) ->
     """
     from gpdl_backend.mop.job import plan_new
 
-    plan = call(plpy, lambda dsn: plan_new(dsn, **options))
+    return _plan_and_launch(plpy, GD, background, lambda dsn: plan_new(dsn, **options))
+
+
+def automl(plpy: Any, GD: dict, background: bool, **options: Any) -> str:
+    """``gpdl.madlib_keras_automl``: check the search, create its tables, start its driver."""
+    from gpdl_backend.mop.search_plan import plan_search
+
+    return _plan_and_launch(plpy, GD, background, lambda dsn: plan_search(dsn, **options))
+
+
+def _plan_and_launch(plpy: Any, GD: dict, background: bool,
+                     planner: Callable[[str], Any]) -> str:
+    """Plan a job (checks, tables) in ``call``, then start its driver process."""
+    plan = call(plpy, planner)
     with sql_errors():  # from here on plpy is used: in this thread, not call's
         return _launch(plpy, GD, local.local_dsn(plpy), plan.output.model, background)
 
@@ -149,9 +162,7 @@ def resume_job(plpy: Any, GD: dict, job: str, background: bool) -> str:
     """``gpdl.resume_job``: continue a stopped, failed or lost job from its last unit."""
     from gpdl_backend.mop.job import plan_resume
 
-    plan = call(plpy, lambda dsn: plan_resume(dsn, job))
-    with sql_errors():
-        return _launch(plpy, GD, local.local_dsn(plpy), plan.output.model, background)
+    return _plan_and_launch(plpy, GD, background, lambda dsn: plan_resume(dsn, job))
 
 
 def stop_job(plpy: Any, job: str, mst_key: int | None) -> str:

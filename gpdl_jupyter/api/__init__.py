@@ -35,11 +35,13 @@ from gpdl_jupyter.api._models import (
 )
 from gpdl_jupyter.api._servers import add_server, servers_dir
 from gpdl_jupyter.api._tables import drop_tables
-from gpdl_jupyter.api._training import fit, jobs, resume, status, stop
+from gpdl_jupyter.api._training import automl, automl_plan, fit, jobs, resume, status, stop
 
 __all__ = [
     "add_server",
     "add_to_selection",
+    "automl",
+    "automl_plan",
     "connect",
     "delete_model",
     "drop_tables",

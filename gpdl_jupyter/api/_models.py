@@ -203,14 +203,14 @@ def select_models(
                              list(fit_params), if_exists=exists)
     else:
         call = function_call("generate_model_configs", model_arch_table,
-                             model_selection_table, ids, _grid_text(compile_params),
-                             _grid_text(fit_params), search_type, num_configs, random_state,
+                             model_selection_table, ids, grid_text(compile_params),
+                             grid_text(fit_params), search_type, num_configs, random_state,
                              if_exists=exists)
     if show_sql:
         return call.shown()
     return Table([ModelConfig(**row) for row in run_call(url, call)])
 
 
-def _grid_text(grid: Mapping[str, Any] | str) -> str:
+def grid_text(grid: Mapping[str, Any] | str) -> str:
     """A grid as MADlib writes it in SQL: a Python dict literal."""
     return grid if isinstance(grid, str) else repr(dict(grid))

@@ -1,12 +1,13 @@
-"""Training jobs: ``fit``, ``resume``, ``status``, ``stop``."""
+"""Training jobs: ``fit``, ``automl``, ``resume``, ``status``, ``stop``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from gpdl_backend.mop.job import metrics_frequency
 from gpdl_jupyter.api._common import check_tables, resolve, run_call, run_rows
+from gpdl_jupyter.api._models import grid_text
 from gpdl_jupyter.results import JobReport, Table
 from gpdl_jupyter.sqltext import ShownSql, SqlCall, function_call, literal
 
@@ -80,6 +81,112 @@ def fit(
         metrics_compute_frequency, warm_start, name, description, use_caching, seed,
         background)
     return _job(statement, dsn, show_sql, on_notice)
+
+
+def automl(
+    source_table: str,
+    model_output_table: str,
+    model_arch_table: str,
+    model_selection_table: str,
+    model_ids: Sequence[int],
+    *,
+    compile_params_grid: Mapping[str, Any] | str,
+    fit_params_grid: Mapping[str, Any] | str,
+    automl_method: str = "hyperband",
+    automl_params: str | None = None,
+    random_state: int | None = None,
+    validation_table: str | None = None,
+    metrics_compute_frequency: int | None = None,
+    use_gpus: bool = False,
+    name: str | None = None,
+    description: str | None = None,
+    use_caching: bool = True,
+    background: bool = True,
+    on_notice: Callable[[str], None] | None = None,
+    dsn: str | None = None,
+    show_sql: bool = False,
+) -> TrainingJob | ShownSql:
+    """Search the configurations of a grid with Hyperband, ASHA or TPE, on MOP units.
+
+    One call of ``gpdl.madlib_keras_automl``. The search makes its configurations
+    as it goes (into ``model_selection_table``) and trains, promotes or stops
+    them; it is a job like ``fit``'s: ``status``, ``stop``, ``resume``, curves.
+
+    Args:
+        source_table: packed training table.
+        model_output_table: output name; creates it, ``_info``, ``_summary``, ``_progress``.
+        model_arch_table: the architecture table ``model_ids`` refer to.
+        model_selection_table: the model selection table the search writes.
+        model_ids: architecture ids to search over.
+        compile_params_grid: compile grid (``select_models``'s syntax; ranges
+            ``[low, high, 'linear' | 'log' | 'log_near_one']``).
+        fit_params_grid: fit grid.
+        automl_method: ``"hyperband"`` (MADlib's), ``"hyperopt"`` (MADlib's TPE or
+            random) or ``"asha"`` (asynchronous successive halving). Defaults to
+            ``"hyperband"``.
+        automl_params: MADlib's parameter text, e.g. ``"R=6, eta=3, skip_last=0"``.
+            Defaults to the method's defaults.
+        random_state: seeds the sampler, the schedule and the weights. Defaults to None (0).
+        validation_table: packed validation table; the search ranks by its loss
+            (else by the training loss). Defaults to None.
+        metrics_compute_frequency: also evaluate every N iterations. Defaults to
+            None: at the end of each budget (rung).
+        use_gpus, name, description, use_caching: as ``fit``'s.
+        background: return once the search has started. Defaults to True.
+        on_notice: called with each progress NOTICE of a blocking call.
+        dsn: the database. Defaults to None.
+        show_sql: return the statement instead of running it. Defaults to False.
+
+    Returns:
+        A ``TrainingJob``.
+
+    Raises:
+        UsageError: a bad table, method, parameter or grid, before any table exists.
+
+    Example:
+        >>> job = automl("train_packed", "search", "arch", "search_mst", [1, 2],
+        ...              compile_params_grid={"loss": ["categorical_crossentropy"],
+        ...                  "optimizer_params_list": [
+        ...                      {"optimizer": ["Adam"], "lr": [1e-4, 1e-2, "log"]}],
+        ...                  "metrics": ["accuracy"]},
+        ...              fit_params_grid={"batch_size": [32, 64], "epochs": [1]},
+        ...              automl_method="asha", automl_params="R=9, eta=3",
+        ...              validation_table="test_packed")
+    """
+    check_tables(source_table, model_output_table, model_arch_table, model_selection_table,
+                 validation_table)
+    statement = function_call(
+        "madlib_keras_automl", source_table, model_output_table, model_arch_table,
+        model_selection_table, list(model_ids), grid_text(compile_params_grid),
+        grid_text(fit_params_grid), automl_method, automl_params, random_state, None,
+        use_gpus, validation_table, metrics_compute_frequency, name, description,
+        use_caching, background)
+    return _job(statement, dsn, show_sql, on_notice)
+
+
+def automl_plan(automl_method: str = "hyperband", automl_params: str | None = None, *,
+                source_table: str | None = None, unit_seconds: float | None = None,
+                dsn: str | None = None, show_sql: bool = False) -> Table | ShownSql:
+    """What a search will train, before it starts: brackets, rungs, units and an ETA.
+
+    One call of ``gpdl.automl_plan``. With ``source_table`` the units count its
+    segments; the ETA takes ``unit_seconds``, else the mean unit time of the
+    latest job trained on ``source_table``.
+
+    Returns:
+        One row per bracket and rung (``s, i, n_i, r_i, iterations, units``) and a
+        total row, shown as a table.
+
+    Example:
+        >>> automl_plan("hyperband", "R=9, eta=3", source_table="train_packed")
+    """
+    if source_table is not None:
+        check_tables(source_table)
+    statement = function_call("automl_plan", automl_method, automl_params, source_table,
+                              unit_seconds, rows=True)
+    if show_sql:
+        return statement.shown()
+    return Table(run_rows(resolve(dsn, show_sql), statement))
 
 
 def resume(model_output_table: str, *, background: bool = True,

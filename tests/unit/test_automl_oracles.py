@@ -156,9 +156,15 @@ def test_asha_outcomes_while_running_and_once_done() -> None:
     asha.started(4, job)
     asha.report(4, 1, 0.9)
     asha.report(3, 3, 0.1)
-    # Rung 0: the top floor(4 / 3) = 1 is 3, already promoted; rung 1: floor(1 / 3) = 0.
+    # Rung 0: the top floor(4 / 3) = 1 is 3, already promoted. Rung 1 is closed with
+    # floor(1 / 3) = 0: its best goes on all the same, so one configuration reaches R.
+    assert asha.next_job() == Promote(key=3, budget=9, rung=2)
+    assert [asha.outcome(k) for k in (1, 2, 3, 4)] == ["stopped", "stopped", "training",
+                                                        "stopped"]
+    assert not asha.done
+    asha.report(3, 9, 0.05)
     assert asha.next_job() is None and asha.done
-    assert [asha.outcome(k) for k in (1, 2, 3, 4)] == ["stopped"] * 4
+    assert [asha.outcome(k) for k in (1, 2, 3, 4)] == ["stopped"] * 2 + ["finished", "stopped"]
 
 
 def test_asha_refuses_a_report_at_the_wrong_budget_or_of_an_unknown_config() -> None:

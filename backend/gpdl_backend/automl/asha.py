@@ -5,7 +5,9 @@ configuration waiting at rung ``k`` is promoted as soon as it is among the best
 ``floor(n_k / eta)`` of the ``n_k`` configurations that reported at rung ``k``
 (ranked by loss, ties by key; NaN last); when none is, a new configuration
 starts, up to ``num_configs``. So no worker waits for a rung to fill, unlike
-synchronous Hyperband. See :mod:`gpdl_backend.automl.oracles` for the protocol.
+synchronous Hyperband. The search is finite, so once no configuration can reach
+a rung any more its best goes on even where ``floor(n_k / eta)`` is 0: at least
+one configuration always trains to ``R``. See :mod:`gpdl_backend.automl.oracles` for the protocol.
 
 Example:
     >>> oracle = Asha(R=9, eta=3, min_r=1, num_configs=3)
@@ -131,7 +133,10 @@ class Asha(BaseOracle):
 
     def _top(self, rung: int) -> list[_Config]:
         reported = sorted(self._reported_at(rung), key=lambda c: c.rank(rung))
-        return reported[: len(reported) // self.eta]
+        count = len(reported) // self.eta
+        if count == 0 and reported and self._final(rung):
+            count = 1  # a finite search: the best of a closed rung goes on, so one reaches R
+        return reported[:count]
 
     def _waiting_in_top(self, rung: int) -> _Config | None:
         return next((c for c in self._top(rung) if c.rung == rung and c.reported), None)

@@ -77,6 +77,7 @@ class JobPlan:
     start_iteration: int = 0
     completed: list[Unit] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)
+    search: Any | None = None  # an AutoML search's SearchPlan (mop.search_plan)
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,6 @@ class Driver:
                                 on_connect=lambda conn: lock_job(conn, plan.output))
         self.results: queue.Queue = queue.Queue()
         self.stop_event = threading.Event()
-        self.started = time.monotonic()
         self.attempts: dict[Unit, int] = {}
         self.units_done = len(plan.completed)
         # Per configuration, the segments it visited this iteration, in order: a
@@ -254,11 +254,7 @@ class Driver:
     # --- public --------------------------------------------------------------
     def run(self) -> str:
         """Train until done; returns the final job status (finished / stopped)."""
-        plan = self.plan
-        scheduler = MopScheduler.resume(
-            [c.mst_key for c in plan.configs], [s.index for s in plan.segments],
-            plan.num_iterations, plan.seed, plan.start_iteration, plan.completed,
-            plan.stopped)
+        scheduler = self._scheduler()
         self._terminate_orphans()
         threads = [threading.Thread(target=self._segment_loop, args=(k,), daemon=True,
                                     name=f"gpdl-seg{k}") for k in range(len(self.sessions))]
@@ -280,6 +276,14 @@ class Driver:
         return status
 
     # --- main loop -----------------------------------------------------------
+    def _scheduler(self) -> Any:
+        """The scheduler, where the plan left off (a search's driver has its own)."""
+        plan = self.plan
+        return MopScheduler.resume(
+            [c.mst_key for c in plan.configs], [s.index for s in plan.segments],
+            plan.num_iterations, plan.seed, plan.start_iteration, plan.completed,
+            plan.stopped)
+
     def _main_loop(self, scheduler: MopScheduler) -> str:
         total = self._units_total(scheduler)
         in_flight: set[Unit] = set()
@@ -413,7 +417,6 @@ class Driver:
 
     def _commit_iteration(self, iteration: int, metrics: dict, scheduler: MopScheduler) -> None:
         out = self.plan.output
-        elapsed = time.monotonic() - self.started
         conn = self.control.connection()
         with conn.cursor() as cur:
             cur.execute("BEGIN")
@@ -421,38 +424,9 @@ class Driver:
             if cur.fetchone()[0] >= iteration:  # an earlier attempt committed, its reply lost
                 cur.execute("ROLLBACK")
                 return
+            elapsed = elapsed_seconds(cur, out)
             for mst, values in metrics.items():
-                train, validation = values["train"], values.get("validation")
-                cur.execute(sql.SQL(
-                    # array_append keeps a NULL (no metric) in its place, where
-                    # `|| NULL` would drop it and misalign the arrays with
-                    # metrics_iters; without a validation table those arrays stay empty.
-                    "UPDATE {} SET "
-                    "training_loss = array_append(training_loss, %(tl)s::float8), "
-                    "training_metrics = array_append(training_metrics, %(tm)s::float8), "
-                    "validation_loss = CASE WHEN %(val)s THEN "
-                    " array_append(validation_loss, %(vl)s::float8) ELSE validation_loss END, "
-                    "validation_metrics = CASE WHEN %(val)s THEN "
-                    " array_append(validation_metrics, %(vm)s::float8) "
-                    " ELSE validation_metrics END, "
-                    "metrics_elapsed_time = array_append(metrics_elapsed_time, %(el)s::float8), "
-                    "training_loss_final = %(tl)s, training_metrics_final = %(tm)s, "
-                    "validation_loss_final = %(vl)s, validation_metrics_final = %(vm)s, "
-                    # Every metric: the latest values, and one more row of the 2-D
-                    # history (ARRAY[row] of a 1-D array is a 1×n array).
-                    "training_metrics_all = %(tma)s::float8[], "
-                    "training_metrics_all_history = array_cat(training_metrics_all_history,"
-                    " ARRAY[%(tma)s::float8[]]), "
-                    "validation_metrics_all = %(vma)s::float8[], "
-                    "validation_metrics_all_history = CASE WHEN %(val)s THEN "
-                    " array_cat(validation_metrics_all_history, ARRAY[%(vma)s::float8[]])"
-                    " ELSE validation_metrics_all_history END "
-                    "WHERE mst_key = %(mst)s").format(out.info.identifier),
-                    dict(tl=train.loss, tm=train.metric, tma=list(train.metrics),
-                         vl=validation.loss if validation else None,
-                         vm=validation.metric if validation else None,
-                         vma=list(validation.metrics) if validation else None,
-                         el=elapsed, mst=mst, val=validation is not None))
+                append_metrics(cur, out, mst, values, elapsed)
             finished = iteration == self.plan.num_iterations
             if finished:
                 cur.execute(sql.SQL("UPDATE {} SET status = %s WHERE status = %s").format(
@@ -596,6 +570,52 @@ class Driver:
         if plan.use_caching:
             session.warm.add(cache_key)
         return evaluation_row(row)
+
+
+def elapsed_seconds(cur: Any, out: tables.OutputTables) -> float:
+    """Seconds since the job started training (it goes on counting across resumes)."""
+    cur.execute(sql.SQL("SELECT extract(epoch FROM clock_timestamp() - start_training_time)"
+                        " FROM {}").format(out.summary.identifier))
+    return float(cur.fetchone()[0])
+
+
+def append_metrics(cur: Any, out: tables.OutputTables, mst: int,
+                   values: dict[str, Evaluation], elapsed: float) -> None:
+    """Append one evaluation (``train``, maybe ``validation``) to a configuration's ``_info``."""
+    train, validation = values["train"], values.get("validation")
+    cur.execute(_APPEND_METRICS_SQL.format(out.info.identifier),
+                dict(tl=train.loss, tm=train.metric, tma=list(train.metrics),
+                     vl=validation.loss if validation else None,
+                     vm=validation.metric if validation else None,
+                     vma=list(validation.metrics) if validation else None,
+                     el=elapsed, mst=mst, val=validation is not None))
+
+
+_APPEND_METRICS_SQL = sql.SQL(
+    # array_append keeps a NULL (no metric) in its place, where `|| NULL` would drop
+    # it and misalign the arrays with metrics_iters; without a validation table
+    # those arrays stay empty.
+    "UPDATE {} SET "
+    "training_loss = array_append(training_loss, %(tl)s::float8), "
+    "training_metrics = array_append(training_metrics, %(tm)s::float8), "
+    "validation_loss = CASE WHEN %(val)s THEN "
+    " array_append(validation_loss, %(vl)s::float8) ELSE validation_loss END, "
+    "validation_metrics = CASE WHEN %(val)s THEN "
+    " array_append(validation_metrics, %(vm)s::float8) "
+    " ELSE validation_metrics END, "
+    "metrics_elapsed_time = array_append(metrics_elapsed_time, %(el)s::float8), "
+    "training_loss_final = %(tl)s, training_metrics_final = %(tm)s, "
+    "validation_loss_final = %(vl)s, validation_metrics_final = %(vm)s, "
+    # Every metric: the latest values, and one more row of the 2-D history
+    # (ARRAY[row] of a 1-D array is a 1×n array).
+    "training_metrics_all = %(tma)s::float8[], "
+    "training_metrics_all_history = array_cat(training_metrics_all_history,"
+    " ARRAY[%(tma)s::float8[]]), "
+    "validation_metrics_all = %(vma)s::float8[], "
+    "validation_metrics_all_history = CASE WHEN %(val)s THEN "
+    " array_cat(validation_metrics_all_history, ARRAY[%(vma)s::float8[]])"
+    " ELSE validation_metrics_all_history END "
+    "WHERE mst_key = %(mst)s")
 
 
 def evaluation_sql(packed: Any, model: Any, cached: bool) -> sql.Composable:

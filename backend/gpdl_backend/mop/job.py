@@ -215,7 +215,7 @@ class TrainingJob:
 
     def _drive(self, plan: JobPlan, listener: Callable[[Event], None] | None) -> None:
         try:
-            status = Driver(plan, listener).run()
+            status = driver_for(plan, listener).run()
             set_job_status(plan.dsn, plan.output, status, None)
         except BaseException as error:  # recorded in the summary, re-raised by wait()
             self.exception = error
@@ -236,6 +236,7 @@ class TrainingJob:
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
                 self.output.progress.identifier))
             units_done = cur.fetchone()[0]
+            search_plan_units = _units_planned(cur, self.output)
             cur.execute(sql.SQL(
                 "SELECT i.mst_key, i.model_id, i.compile_params, i.fit_params, i.status, "
                 "i.training_loss_final, i.training_metrics_final, i.validation_loss_final, "
@@ -254,6 +255,8 @@ class TrainingJob:
                             zip(configs, stopped_alone, strict=True) if stopped)
         active = stopped_alone.count(False)
         units_total = active * segments * total_iterations + stopped_units
+        if search_plan_units is not None:  # a search plans as it goes
+            units_total = max(units_done, search_plan_units)
         return JobStatus(status, done, total_iterations, units_done, units_total, error, configs)
 
     def running(self) -> bool:
@@ -291,6 +294,15 @@ class TrainingJob:
                     raise UsageError(f"job {self.output.model} has no mst_key {mst_key}")
 
 
+def driver_for(plan: JobPlan, listener: Callable[[Event], None] | None) -> Driver:
+    """The driver of a plan: a search's, or the fit's."""
+    if plan.search is None:
+        return Driver(plan, listener)
+    from gpdl_backend.mop.search_driver import SearchDriver  # it builds on this module
+
+    return SearchDriver(plan, listener)
+
+
 def _registered_state(cur, job: TableName) -> tuple[str, str | None] | None:
     """The state ``gpdl.jobs`` shows for a job run by a driver process (``lost``...)."""
     cur.execute("SELECT to_regclass('gpdl.jobs') IS NOT NULL")
@@ -300,6 +312,16 @@ def _registered_state(cur, job: TableName) -> tuple[str, str | None] | None:
     if found is None or found[0] == registry.STARTING:
         return None
     return found
+
+
+def _units_planned(cur, output: tables.OutputTables) -> int | None:
+    """A search's planned units (None for a fit, whose total follows from its tables)."""
+    from gpdl_backend.mop.search_plan import is_search
+
+    if not is_search(cur, output):
+        return None
+    cur.execute(sql.SQL("SELECT units_planned FROM {}").format(output.summary.identifier))
+    return cur.fetchone()[0] or 0
 
 
 def set_job_status(dsn: str, output: tables.OutputTables, status: str,
@@ -556,7 +578,7 @@ def _plan_from_tables(cur, dsn: str, output: tables.OutputTables,
                 (source.identifier.as_string(cur),
                  validation.identifier.as_string(cur) if validation else None))
     source_oid, validation_oid = cur.fetchone()
-    return JobPlan(
+    plan = JobPlan(
         dsn=dsn, output=output, source=source, validation=validation, source_oid=source_oid,
         validation_oid=validation_oid, configs=configs,
         segments=_segments(cur, engine, source, validation), num_iterations=num_iterations,
@@ -564,6 +586,9 @@ def _plan_from_tables(cur, dsn: str, output: tables.OutputTables,
         normalizing_const=float(norm), seed=int(seed),
         threads=engines.threads_per_segment(cur, engine), use_gpus=use_gpus,
         use_caching=use_caching, start_iteration=done, completed=completed, stopped=stopped)
+    from gpdl_backend.mop import search_plan  # it builds on this module
+
+    return search_plan.read_search(cur, plan) if search_plan.is_search(cur, output) else plan
 
 
 def _previous_weights(cur, output: tables.OutputTables) -> dict[int, bytes]:

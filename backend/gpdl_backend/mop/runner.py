@@ -27,8 +27,8 @@ import psycopg2
 
 from gpdl_backend.client import TableName, table_name
 from gpdl_backend.mop import registry, tables
-from gpdl_backend.mop.driver import Driver, Event
-from gpdl_backend.mop.job import plan_current, set_job_status
+from gpdl_backend.mop.driver import Event
+from gpdl_backend.mop.job import driver_for, plan_current, set_job_status
 
 __all__ = ["main", "spawn"]
 
@@ -70,7 +70,7 @@ def main(job_name: str, dsn: str) -> int:
     try:
         plan = plan_current(dsn, job_name)
         progress["done"] = len(plan.completed)
-        driver = Driver(plan, listener)
+        driver = driver_for(plan, listener)
         signal.signal(signal.SIGTERM, lambda *_: driver.stop_event.set())
         status = driver.run()
         error = None

@@ -403,3 +403,58 @@ CREATE FUNCTION gpdl.evaluate(
 ) RETURNS json AS $$
     SELECT gpdl.madlib_keras_evaluate($1, $2, $3, $4, $5)
 $$ LANGUAGE sql VOLATILE;
+
+-- MADlib's AutoML: a search over model_id_list x the compile/fit grids, on MOP units.
+-- automl_method: 'hyperband' (MADlib's synchronous Hyperband, 'R=6, eta=3, skip_last=0'),
+-- 'hyperopt' ('num_configs=20, num_iterations=5, algorithm=tpe') or gpdl's 'asha'
+-- (asynchronous successive halving, 'R=6, eta=3, min_r=1, num_configs=..., algorithm=rand').
+-- Creates model_output_table (+ _info, _summary, _progress) and model_selection_table;
+-- returns the job's name, followed like a fit's (gpdl.jobs, resume_job, stop_job).
+CREATE FUNCTION gpdl.madlib_keras_automl(
+    source_table text, model_output_table text, model_arch_table text,
+    model_selection_table text, model_id_list integer[], compile_params_grid text,
+    fit_params_grid text, automl_method text DEFAULT 'hyperband',
+    automl_params text DEFAULT NULL, random_state integer DEFAULT NULL,
+    object_table text DEFAULT NULL, use_gpus boolean DEFAULT false,
+    validation_table text DEFAULT NULL, metrics_compute_frequency integer DEFAULT NULL,
+    name text DEFAULT NULL, description text DEFAULT NULL,
+    use_caching boolean DEFAULT false, background boolean DEFAULT false
+) RETURNS text AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+return sql_api.automl(
+    plpy, GD, background, source_table=source_table, model_output_table=model_output_table,
+    model_arch_table=model_arch_table, model_selection_table=model_selection_table,
+    model_id_list=model_id_list, compile_params_grid=compile_params_grid,
+    fit_params_grid=fit_params_grid, automl_method=automl_method,
+    automl_params=automl_params, random_state=random_state, object_table=object_table,
+    use_gpus=use_gpus, validation_table=validation_table,
+    metrics_compute_frequency=metrics_compute_frequency, name=name,
+    description=description, use_caching=use_caching)
+$$ LANGUAGE plpython3u VOLATILE;
+
+-- MADlib's hyperband_schedule: the brackets (s), rungs (i), configurations (n_i) and
+-- iterations (r_i) of Hyperband with max iterations r, into a new table.
+CREATE FUNCTION gpdl.hyperband_schedule(
+    schedule_table text, r integer, eta integer DEFAULT 3, skip_last integer DEFAULT 0
+) RETURNS void AS $$
+#PRELUDE
+from gpdl_backend import search_tables, sql_api
+sql_api.call(plpy, search_tables.write_hyperband_schedule, schedule_table, r, eta, skip_last)
+$$ LANGUAGE plpython3u VOLATILE;
+
+-- gpdl's plan preview of a search: per bracket (s) and rung (i) its configurations,
+-- iterations, units and seconds; the last row (i NULL) is the total, seconds its ETA
+-- (from unit_seconds, else the mean unit of this role's latest job on source_table).
+CREATE FUNCTION gpdl.automl_plan(
+    automl_method text DEFAULT 'hyperband', automl_params text DEFAULT NULL,
+    source_table text DEFAULT NULL, unit_seconds double precision DEFAULT NULL
+) RETURNS TABLE (s integer, i integer, n_i integer, r_i integer, iterations integer,
+                 units integer, seconds double precision) AS $$
+#PRELUDE
+from gpdl_backend import search_tables, sql_api
+rows = sql_api.call(plpy, search_tables.automl_plan, automl_method, automl_params,
+                    source_table, unit_seconds)
+return [(r["s"], r["i"], r["n_i"], r["r_i"], r["iterations"], r["units"], r["seconds"])
+        for r in rows]
+$$ LANGUAGE plpython3u VOLATILE;

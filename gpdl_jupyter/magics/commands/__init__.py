@@ -25,6 +25,7 @@ from types import ModuleType
 
 from gpdl_jupyter.magics.commands import (
     arch,
+    automl,
     connect,
     drop,
     evaluate,
@@ -51,6 +52,7 @@ COMMANDS: dict[str, ModuleType] = {
     "arch": arch,
     "select": select,
     "fit": fit,
+    "automl": automl,
     "status": status,
     "jobs": jobs,
     "stop": stop,
