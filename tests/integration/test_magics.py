@@ -52,7 +52,7 @@ def names() -> dict[str, str]:
     run = f"magic_{secrets.token_hex(3)}"
     return {key: f"{run}_{key}" for key in
             ("images", "valid_images", "packed", "valid_packed", "arch", "mst", "models",
-             "second", "predictions")}
+             "second", "predictions", "search", "search_mst")}
 
 
 def new_shell() -> RaisingShell:
@@ -191,6 +191,61 @@ def test_gpu_and_arch_widgets(pipeline: dict[str, Any], shell: RaisingShell) -> 
     assert isinstance(shell.gpdl("gpu"), GpuMonitor)
     editor = shell.gpdl("arch {{arch}} --model-id {{model_id}} --select {{mst}}")
     assert isinstance(editor, ArchitectureEditor)
+
+
+SEARCH = """\
+method: asha
+params: {R: 2, eta: 2, num_configs: 3}
+seed: 7
+model_ids: [{{model_id}}]
+compile:
+  loss: [categorical_crossentropy]
+  optimizer_params_list:
+    - optimizer: [Adam]
+      lr: [1e-3, 1e-1, log]
+  metrics: [accuracy]
+fit:
+  batch_size: [16, 32]
+  epochs: [1]
+"""
+
+
+def test_automl_plans_then_searches(pipeline: dict[str, Any], shell: RaisingShell,
+                                    dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from gpdl_jupyter.cli import main
+
+    search = "automl {{packed}} {{search}} {{search_mst}} --arch {{arch}} " \
+             "--validation {{valid_packed}}"
+    plan = shell.gpdl(search + " --plan", SEARCH)
+    assert isinstance(plan, Table)
+    rungs = [(row["s"], row["i"], row["n_i"], row["r_i"]) for row in plan][:-1]
+    total = plan[-1]
+    assert rungs == [(None, 0, 3, 1), (None, 1, 1, 2)]  # ASHA: rung 0 of 3, rung 1 of 1
+    segments = pipeline["connect"].num_segments
+    assert total["units"] == (3 * 1 + 1 * 1) * segments
+    assert total["seconds"] > 0  # measured from the fit jobs on the same table
+    assert not _table_exists(dsn, shell.user_ns["search"])
+    report = shell.gpdl(search + " --wait", SEARCH)
+    assert isinstance(report, JobReport) and report.status == "finished"
+    statuses = [c["status"] for c in report.configs]
+    assert set(statuses) <= {"early_stopped", "finished"}, statuses
+    promoted = statuses.count("finished")  # the plan's 1, or 2 if a later loss beat it
+    assert promoted in (1, 2) and report.units_done == (3 + promoted) * segments
+    # The CLI prints the same plan, and refuses a finished search's names.
+    space = Path(pipeline["folder"], "space.yaml")
+    space.write_text(SEARCH.replace("{{model_id}}", str(pipeline["model_id"])))
+    names = [shell.user_ns[key] for key in ("packed", "search", "search_mst", "arch")]
+    assert main(["automl", *names[:3], "--arch", names[3], "--space", str(space), "--plan",
+                 "--dsn", dsn]) == 0
+    assert "units" in capsys.readouterr().out
+    with pytest.raises(IPythonUsageError, match="already exists"):
+        shell.gpdl(search, SEARCH)
+
+
+def _table_exists(dsn: str, name: str) -> bool:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
+        return bool(cur.fetchone()[0])
 
 
 @pytest.mark.parametrize(("line", "message"), [

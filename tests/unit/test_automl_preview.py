@@ -22,6 +22,14 @@ def test_hyperband_rows_follow_the_schedule() -> None:
     }
 
 
+def test_asha_rows_are_the_fewest_that_reach_each_rung() -> None:
+    # 5 // 3 = 1, then 1 // 3 = 0: a closed rung's best still goes on, so 1 reaches R.
+    rows = plan_rows(parse_automl_params("asha", "R=6, eta=3, num_configs=5"), 1, None)
+    assert [(r["n_i"], r["r_i"], r["iterations"]) for r in rows] == [(5, 1, 5), (1, 3, 2),
+                                                                      (1, 6, 3)]
+    assert all(isinstance(r["n_i"], int) for r in rows)
+
+
 def test_asha_rows_are_the_expected_rung_sizes() -> None:
     rows = plan_rows(parse_automl_params("asha", "R=9, num_configs=27"), 2, None)
     assert [(r["s"], r["i"], r["n_i"], r["r_i"], r["iterations"]) for r in rows] == [

@@ -9,8 +9,9 @@ Row keys: ``s`` (bracket; None but for Hyperband), ``i`` (rung), ``n_i``
 (configurations at the rung), ``r_i`` (their cumulative iterations there),
 ``iterations`` (iterations trained in the rung, ``n_i * (r_i - r_{i-1})``),
 ``units`` (``iterations * num_segments``), ``seconds`` (their share of the ETA,
-None without ``unit_seconds``). ASHA's ``n_i`` are the expected rung sizes
-``num_configs / eta**i`` (its promotions depend on the order losses arrive).
+None without ``unit_seconds``). ASHA's ``n_i`` are the fewest configurations
+that reach each rung, ``max(1, n_{i-1} // eta)``: it may promote more, as which
+ones it promotes depends on the order in which losses arrive.
 
 Example:
     >>> from gpdl_backend.automl.params import parse_automl_params
@@ -55,8 +56,8 @@ def plan_rows(
     Example:
         >>> from gpdl_backend.automl.params import parse_automl_params
         >>> [(r["i"], r["n_i"], r["r_i"]) for r in plan_rows(
-        ...     parse_automl_params("asha", "R=9, num_configs=27"), 4, 1.0)]
-        [(0, 27.0, 1), (1, 9.0, 3), (2, 3.0, 9)]
+        ...     parse_automl_params("asha", "R=9, num_configs=20"), 4, 1.0)]
+        [(0, 20, 1), (1, 6, 3), (2, 2, 9)]
     """
     _check_segments(num_segments, unit_seconds)
     if params.method == "hyperband":
@@ -64,10 +65,10 @@ def plan_rows(
         rungs = [(row.s, row.i, row.n_i, row.r_i) for row in schedule]
     elif params.method == "asha":
         budgets = asha_rungs(params.R, params.eta, params.min_r)
-        rungs = [
-            (None, i, params.num_configs / params.eta**i, budget)
-            for i, budget in enumerate(budgets)
-        ]
+        sizes = [params.num_configs]
+        while len(sizes) < len(budgets):
+            sizes.append(max(1, sizes[-1] // params.eta))
+        rungs = [(None, i, sizes[i], budget) for i, budget in enumerate(budgets)]
     elif params.method == "hyperopt":
         rungs = [(None, 0, params.num_configs, params.num_iterations)]
     else:
