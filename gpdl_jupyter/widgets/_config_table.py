@@ -15,6 +15,7 @@ LEADING = (("mst_key", "mst"),)
 TRAILING = (("status", "status"), ("iteration", "iteration"),
             ("training_loss", "train loss"), ("training_metric", "train metric"),
             ("validation_loss", "val loss"), ("validation_metric", "val metric"))
+SEARCH_COLUMNS = [("rung", "rung"), ("budget", "budget")]
 HIDDEN_HYPERPARAMETERS = ("loss", "metrics", "compile_params", "fit_params")
 SHORT_NAMES = {"model_id": "model", "learning_rate": "lr", "batch_size": "batch"}
 
@@ -61,6 +62,8 @@ def columns_of(progress: JobProgress) -> list[tuple[str, str]]:
             if key not in keys and key not in HIDDEN_HYPERPARAMETERS and key not in shared:
                 keys.append(key)
     middle = [(key, SHORT_NAMES.get(key, key.replace("_", " "))) for key in keys]
+    if any(config.budget is not None for config in progress.configs):
+        middle += SEARCH_COLUMNS  # a search: where each configuration stands
     trailing = [c for c in TRAILING if progress.has_validation or "validation" not in c[0]]
     return [*LEADING, *middle, *trailing]
 
@@ -80,6 +83,7 @@ def config_rows(progress: JobProgress,
         if row.get("model_id") in (names or {}):
             row["model_id"] = (names or {})[row["model_id"]]
         row["status"] = "stopping" if config.stop_requested else config.status
+        row["rung"], row["budget"] = config.rung, config.budget
         row["iteration"] = round(config.iteration, 2)
         for side in ("training", "validation"):
             for measure in ("loss", "metric"):

@@ -15,6 +15,7 @@ from collections import Counter
 
 import pytest
 
+from gpdl_backend.mop.progress import read_progress
 from tests.integration import trainer_helpers as h
 from tests.integration.plain_sql import refusal, run
 from tests.integration.test_sql_api import job_row, table_exists, unique, wait_for
@@ -101,6 +102,16 @@ def test_hyperband_keeps_the_best_of_each_rung(dsn: str, data: dict[str, int]) -
     assert summary == ("hyperband", "R=3, eta=3, skip_last=0", "finished")
     assert run(dsn, f"SELECT count(*) FROM {out}_progress WHERE model_weights IS NOT NULL"
                )[0][0] == 0  # a finished search keeps only <out>
+    # What the learning-curve widget reads: each configuration on its own clock.
+    progress = read_progress(dsn, out)
+    for config in progress.configs:
+        record = found[config.mst_key]
+        curve = config.series("validation", "loss")
+        assert curve.x == tuple(float(i) for i in record["metrics_iters"])
+        assert curve.y == pytest.approx(record["validation_loss"])
+        assert (config.budget, config.rung) == (record["budget"], record["i"])
+    assert progress.best("loss").mst_key == min(
+        found, key=lambda mst: min(found[mst]["validation_loss"]))
 
 
 def test_asha_promotes_the_top_third_without_a_barrier(dsn: str, data: dict[str, int]) -> None:

@@ -316,9 +316,7 @@ def _registered_state(cur, job: TableName) -> tuple[str, str | None] | None:
 
 def _units_planned(cur, output: tables.OutputTables) -> int | None:
     """A search's planned units (None for a fit, whose total follows from its tables)."""
-    from gpdl_backend.mop.search_plan import is_search
-
-    if not is_search(cur, output):
+    if not tables.is_search(cur, output):
         return None
     cur.execute(sql.SQL("SELECT units_planned FROM {}").format(output.summary.identifier))
     return cur.fetchone()[0] or 0
@@ -588,7 +586,7 @@ def _plan_from_tables(cur, dsn: str, output: tables.OutputTables,
         use_caching=use_caching, start_iteration=done, completed=completed, stopped=stopped)
     from gpdl_backend.mop import search_plan  # it builds on this module
 
-    return search_plan.read_search(cur, plan) if search_plan.is_search(cur, output) else plan
+    return search_plan.read_search(cur, plan) if tables.is_search(cur, output) else plan
 
 
 def _previous_weights(cur, output: tables.OutputTables) -> dict[int, bytes]:

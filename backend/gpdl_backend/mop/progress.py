@@ -86,6 +86,8 @@ class ConfigProgress:
         curves: ``{("training"|"validation"|"hops", "loss"|"metric"): Series}``;
             ``hops`` holds the per-hop training values from ``_progress``.
         stop_requested: a stop was asked for while it trains, not yet applied.
+        budget, rung: in a search, the iterations it may train so far and the rung
+            they end (None in a fit).
     """
 
     mst_key: int
@@ -100,6 +102,8 @@ class ConfigProgress:
     num_params: int | None = None
     curves: dict[tuple[str, str], Series] = field(default_factory=dict)
     stop_requested: bool = False
+    budget: int | None = None
+    rung: int | None = None
 
     def series(self, side: str, measure: str) -> Series:
         """The curve of ``side`` (training, validation, hops) and ``measure`` (loss, metric)."""
@@ -325,20 +329,27 @@ def _read(cur, out: tables.OutputTables) -> JobProgress:
     status, done, total, segments, metrics_iters, validation, stop, error = row
     segments = max(1, int(segments))
     hops = _hops(cur, out)
+    # A search evaluates each configuration on its own clock: its _info row has the
+    # iterations it was evaluated after, its budget and rung.
+    search = sql.SQL("metrics_iters, budget, i" if tables.is_search(cur, out)
+                     else "NULL::integer[], NULL::integer, NULL::integer")
     cur.execute(sql.SQL(
         "SELECT mst_key, model_id, compile_params, fit_params, status, metrics_type, "
         "coalesce(training_loss, '{{}}'), coalesce(training_metrics, '{{}}'), "
         "coalesce(validation_loss, '{{}}'), coalesce(validation_metrics, '{{}}'), "
-        "stop_requested, num_params FROM {} ORDER BY mst_key").format(out.info.identifier))
+        "stop_requested, num_params, {} FROM {} ORDER BY mst_key").format(
+        search, out.info.identifier))
     configs = []
     for (mst, model_id, compile_params, fit_params, config_status, metrics_type, t_loss,
-         t_metric, v_loss, v_metric, config_stop, num_params) in cur.fetchall():
+         t_metric, v_loss, v_metric, config_stop, num_params, config_iters, budget,
+         rung) in cur.fetchall():
         mst_hops = hops.get(mst, [])
+        evaluated = metrics_iters if config_iters is None else config_iters
         curves = {
-            ("training", "loss"): _evaluated(metrics_iters, t_loss),
-            ("training", "metric"): _evaluated(metrics_iters, t_metric),
-            ("validation", "loss"): _evaluated(metrics_iters, v_loss),
-            ("validation", "metric"): _evaluated(metrics_iters, v_metric),
+            ("training", "loss"): _evaluated(evaluated, t_loss),
+            ("training", "metric"): _evaluated(evaluated, t_metric),
+            ("validation", "loss"): _evaluated(evaluated, v_loss),
+            ("validation", "metric"): _evaluated(evaluated, v_metric),
             ("hops", "loss"): _hop_series(mst_hops, segments, 0),
             ("hops", "metric"): _hop_series(mst_hops, segments, 1),
         }
@@ -350,7 +361,8 @@ def _read(cur, out: tables.OutputTables) -> JobProgress:
             status=config_status or tables.PENDING,
             metric_name=(metrics_type or [None])[0], units_done=len(mst_hops),
             iteration=hop_x[-1] if hop_x else 0.0, num_params=num_params, curves=curves,
-            stop_requested=bool(config_stop) and config_status == tables.TRAINING))
+            stop_requested=bool(config_stop) and config_status == tables.TRAINING,
+            budget=budget, rung=rung))
     return JobProgress(
         output=str(out.model), status=status or tables.RUNNING, iterations_done=int(done),
         num_iterations=int(total or 0), num_segments=segments,

@@ -140,14 +140,6 @@ def plan_search(
     return plan
 
 
-def is_search(cur, output: tables.OutputTables) -> bool:
-    """Whether a job's tables are a search's (its summary has ``automl_method``)."""
-    cur.execute("SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass "
-                "AND attname = 'automl_method' AND NOT attisdropped)",
-                (output.summary.identifier.as_string(cur),))
-    return bool(cur.fetchone()[0])
-
-
 def read_search(cur, plan: JobPlan) -> JobPlan:
     """``plan`` with the search's part and each configuration's own clock (new or resumed)."""
     output = plan.output

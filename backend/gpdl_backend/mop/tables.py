@@ -212,6 +212,14 @@ class OutputTables:
             sql.SQL(", ").join(t.identifier for t in self.all()))
 
 
+def is_search(cur, output: OutputTables) -> bool:
+    """Whether a job's tables are a search's (its summary has ``automl_method``)."""
+    cur.execute("SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass "
+                "AND attname = 'automl_method' AND NOT attisdropped)",
+                (output.summary.identifier.as_string(cur),))
+    return bool(cur.fetchone()[0])
+
+
 def _column(name: str, kind: str, default: str | None) -> sql.Composable:
     """A column definition: ``name kind [NOT NULL DEFAULT default]``."""
     not_null = sql.SQL(" NOT NULL DEFAULT {}").format(sql.Literal(default)) \
