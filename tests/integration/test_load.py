@@ -245,13 +245,44 @@ def test_corrupt_and_non_image_files_are_recorded_and_skipped(dsn, conn, tree, s
 
 
 @pytest.mark.db
-def test_only_bad_files_make_an_empty_table(dsn, conn, shared_tmp, table) -> None:
+def test_only_bad_files_are_refused_and_nothing_is_made(dsn, conn, shared_tmp, table) -> None:
     (shared_tmp / "x").mkdir()
     (shared_tmp / "x" / "a.txt").write_text("hello")
-    result = load_images(dsn, str(shared_tmp), table)
-    assert (result.images, result.rows, result.errors) == (0, 0, 1)
-    assert count_rows(conn, table) == 0
-    assert list(error_rows(conn, table)) == [str(shared_tmp / "x" / "a.txt")]
+    before = user_tables(conn)
+    with pytest.raises(UsageError, match=r"no image could be read at .*: all 1 files failed "
+                                         r"\(e\.g\. .*a\.txt: not an image"):
+        load_images(dsn, str(shared_tmp), table)
+    assert user_tables(conn) == before and not staging_tables(conn)
+
+
+@pytest.mark.db
+def test_an_unreadable_subdirectory_is_recorded_and_the_rest_loads(dsn, conn, shared_tmp,
+                                                                   table) -> None:
+    root = shared_tmp / "partly"
+    written = write_class_tree(root, {"cat": 3, "dog": 2})
+    (root / "dog").chmod(0)  # the server's OS user may not list it
+    try:
+        result = load_images(dsn, str(root), table)
+    finally:
+        (root / "dog").chmod(0o755)
+    assert (result.images, result.errors) == (3, 1)
+    assert set(table_images(conn, table)) == {p for p in written if "/cat/" in p}
+    assert error_rows(conn, table) == {str(root / "dog"): "cannot list directory: "
+                                                          "Permission denied"}
+
+
+@pytest.mark.db
+def test_an_unreadable_location_names_the_servers_user_not_credentials(
+        dsn, conn, shared_tmp, table) -> None:
+    root = shared_tmp / "closed"
+    write_class_tree(root, {"cat": 1})
+    root.chmod(0)
+    try:
+        with pytest.raises(UsageError, match=f"permission denied listing {root}: the "
+                                             "database server's OS user may not read it"):
+            load_images(dsn, str(root), table)
+    finally:
+        root.chmod(0o755)
 
 
 @pytest.mark.db

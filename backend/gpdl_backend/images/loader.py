@@ -158,6 +158,7 @@ def load_images(
         try:
             _run_segments(sessions, statements, total, progress)
             _finish_staging(conn, staging)
+            _refuse_if_nothing_read(conn, staging, location)
             if resize is None or (exists and if_exists == "append"):
                 _check_uniform_sizes(conn, staging, target if exists and
                                      if_exists == "append" else None)
@@ -281,6 +282,20 @@ def _finish_staging(conn, staging: TableName) -> None:
         cur.execute(sql.SQL("ALTER TABLE {} DROP COLUMN error_paths, DROP COLUMN error_reasons")
                     .format(staging.identifier))
     conn.commit()
+
+
+def _refuse_if_nothing_read(conn, staging: TableName, location: str) -> None:
+    """A location whose every file failed is an error, not an empty table."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(staging.identifier))
+        if cur.fetchone()[0]:
+            return
+        cur.execute(sql.SQL("SELECT count(*), min(path || ': ' || reason) FROM {}").format(
+            staging.with_suffix("_errors").identifier))
+        failed, example = cur.fetchone()
+    conn.commit()
+    raise UsageError(f"no image could be read at {location}: all {failed} files failed "
+                     f"(e.g. {example}); nothing was loaded")
 
 
 def _check_uniform_sizes(conn, staging: TableName, appending_to: TableName | None) -> None:

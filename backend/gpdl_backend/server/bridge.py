@@ -38,6 +38,9 @@ def _open(GD: Any, location: str, server: str | None):
 def _listing_error(location: str, server: str | None, error: Exception) -> UsageError:
     """A clear message for a location that cannot be listed."""
     text = f"{type(error).__name__}: {error}"
+    if isinstance(error, PermissionError) and error.filename is not None and not server:
+        return UsageError(f"permission denied listing {error.filename}: the database "
+                          "server's OS user may not read it")
     if isinstance(error, PermissionError) or "AccessDenied" in text or "Forbidden" in text \
             or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
         via = f"server config {server!r}" if server else "no server config"
@@ -114,7 +117,11 @@ def read_images(
     try:
         for fragment in mine:
             batch = _Batch()
-            for ref, data in accessor.read_files(fs, fragment.files, threads):
+            for ref in fragment.files:
+                if ref.error is not None:
+                    batch.fail(ref.path, ref.error)
+            readable = [ref for ref in fragment.files if ref.error is None]
+            for ref, data in accessor.read_files(fs, readable, threads):
                 if isinstance(data, BaseException):
                     batch.fail(ref.path, f"read failed: {type(data).__name__}: {data}")
                     continue

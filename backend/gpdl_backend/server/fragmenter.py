@@ -38,12 +38,15 @@ class FileRef:
         name: the file's name (``"1.png"``).
         label: the parent directory's name (``"cat"``).
         size: the size in bytes, or ``None`` when the listing does not say.
+        error: why this entry cannot be read (a subdirectory the server may not
+            list); the loader records it as a failed file and goes on.
     """
 
     path: str
     name: str
     label: str
     size: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +204,16 @@ def _walk_local(root: str, glob: _Glob | None) -> Iterator[FileRef]:
             continue
         seen = seen | {key}
         label = directory.rpartition("/")[2]
-        with os.scandir(directory) as scan:
-            entries = sorted((e for e in scan if not e.name.startswith(".")), key=_by_name)
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted((e for e in scan if not e.name.startswith(".")), key=_by_name)
+        except PermissionError as error:
+            if directory == root:
+                raise
+            # One unreadable subdirectory is one failed entry, not a failed load.
+            yield FileRef(directory, label, directory.rpartition("/")[0].rpartition("/")[2],
+                          None, f"cannot list directory: {error.strerror}")
+            continue
         subdirs = []
         for entry in entries:
             if entry.is_dir():
