@@ -204,3 +204,26 @@ def test_stopping_a_configuration_mid_search(dsn: str, data: dict[str, int]) -> 
     found = configs(dsn, out)
     assert found[first]["status"] == "stopped" and found[first]["iterations_done"] < 4
     assert all(c["iterations_done"] == 4 for mst, c in found.items() if mst != first)
+
+
+def test_a_stopped_search_resumes_where_it_stopped(dsn: str, data: dict[str, int]) -> None:
+    out = unique("automl_pause")
+    job = automl(dsn, out, "asha", "R=3, eta=3, min_r=1, num_configs=4", [data["good"]],
+                 background=True)
+    deadline = time.monotonic() + 180
+    while run(dsn, f"SELECT count(*) FROM {out}_progress")[0][0] < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    run(dsn, "SELECT gpdl.stop_job(%s)", (job,))
+    assert wait_for(dsn, job, ("stopped", "finished", "failed", "lost"))["state"] == "stopped"
+    stopped = configs(dsn, out)
+    assert "training" not in {c["status"] for c in stopped.values()}
+    run(dsn, "SELECT gpdl.resume_job(%s)", (job,))
+    assert job_row(dsn, job)["state"] == "finished"
+    found = configs(dsn, out)
+    assert len(found) == 4 and "finished" in {c["status"] for c in found.values()}
+    assert {c["status"] for c in found.values()} <= {"finished", "early_stopped"}
+    for mst, before in stopped.items():  # nothing trained before the stop is lost
+        assert found[mst]["metrics_iters"][:len(before["metrics_iters"])] == \
+            before["metrics_iters"]
+    assert_exact_visits(dsn, out, found)
