@@ -269,6 +269,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _follow(api.resume(args.output, dsn=_dsn(args)))
 
 
+def cmd_steer(args: argparse.Namespace) -> int:
+    """``extend`` / ``clone``: the magic's command prints what it did."""
+    args.dsn = _dsn(args)
+    COMMANDS[args.command].run(args, Context())
+    return 0
+
+
 def cmd_job(args: argparse.Namespace) -> int:
     from gpdl_backend.mop.job import TrainingJob
     from gpdl_jupyter import api
@@ -383,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler in (("load", cmd_load), ("preprocess", cmd_preprocess),
                           ("fit", cmd_fit), ("automl", cmd_automl), ("resume", cmd_resume),
                           ("status", cmd_job), ("stop", cmd_job), ("jobs", cmd_jobs),
+                          ("extend", cmd_steer), ("clone", cmd_steer),
                           ("evaluate", cmd_evaluate)):
         module = COMMANDS[name]
         command = sub.add_parser(name, parents=[common], help=module.HELP)

@@ -35,18 +35,30 @@ from gpdl_jupyter.api._models import (
 )
 from gpdl_jupyter.api._servers import add_server, servers_dir
 from gpdl_jupyter.api._tables import drop_tables
-from gpdl_jupyter.api._training import automl, automl_plan, fit, jobs, resume, status, stop
+from gpdl_jupyter.api._training import (
+    automl,
+    automl_plan,
+    clone,
+    extend,
+    fit,
+    jobs,
+    resume,
+    status,
+    stop,
+)
 
 __all__ = [
     "add_server",
     "add_to_selection",
     "automl",
     "automl_plan",
+    "clone",
     "connect",
     "delete_model",
     "drop_tables",
     "dsn",
     "evaluate",
+    "extend",
     "fit",
     "gpu_usage",
     "info",

@@ -189,6 +189,52 @@ def automl_plan(automl_method: str = "hyperband", automl_params: str | None = No
     return Table(run_rows(resolve(dsn, show_sql), statement))
 
 
+def extend(model_output_table: str, mst_key: int, iterations: int, *,
+           dsn: str | None = None, show_sql: bool = False) -> int | ShownSql:
+    """Train a configuration of a running search ``iterations`` more.
+
+    One call of ``gpdl.extend_config``. A configuration the search still decides
+    about (training, or paused at a rung) is refused: extend it once it ends.
+
+    Returns:
+        Its new budget (iterations in all).
+
+    Example:
+        >>> extend("search", 4, 3)
+    """
+    check_tables(model_output_table)
+    statement = function_call("extend_config", model_output_table, mst_key, iterations)
+    if show_sql:
+        return statement.shown()
+    return run_call(resolve(dsn, show_sql), statement)
+
+
+def clone(model_output_table: str, mst_key: int, *, compile_params: str | None = None,
+          fit_params: str | None = None, iterations: int | None = None,
+          dsn: str | None = None, show_sql: bool = False) -> int | ShownSql:
+    """Add a configuration to a running search, warm-started from ``mst_key``'s weights.
+
+    One call of ``gpdl.clone_config``; the clone's optimizer state starts afresh.
+
+    Args:
+        compile_params, fit_params: the clone's (MADlib's strings); None keeps the source's.
+        iterations: its budget. Defaults to the source's.
+
+    Returns:
+        The clone's ``mst_key``.
+
+    Example:
+        >>> clone("search", 4, fit_params="batch_size=32,epochs=1", iterations=6)
+    """
+    check_tables(model_output_table)
+    statement = function_call("clone_config", model_output_table, mst_key,
+                              compile_params=compile_params, fit_params=fit_params,
+                              iterations=iterations)
+    if show_sql:
+        return statement.shown()
+    return run_call(resolve(dsn, show_sql), statement)
+
+
 def resume(model_output_table: str, *, background: bool = True,
            on_notice: Callable[[str], None] | None = None, dsn: str | None = None,
            show_sql: bool = False) -> TrainingJob | ShownSql:

@@ -51,12 +51,15 @@ def configs(dsn: str, out: str) -> dict[int, dict]:
 
 
 def assert_exact_visits(dsn: str, out: str, found: dict[int, dict]) -> None:
-    """Each configuration visited every segment once in each iteration it did, no more."""
+    """Each configuration visited every segment once in each iteration it did, no more
+    (one stopped by hand may have begun one more)."""
     rows = Counter(run(dsn, f"SELECT iteration, mst_key, segment FROM {out}_progress"))
     assert max(rows.values()) == 1, "a unit committed twice"
     expected = {(i, mst, s) for mst, c in found.items() for i in range(c["iterations_done"])
                 for s in range(SEGMENTS)}
-    assert set(rows) == expected
+    begun = {(i, mst, s) for i, mst, s in rows if found[mst]["status"] == "stopped"
+             and i == found[mst]["iterations_done"]}
+    assert set(rows) - begun == expected
 
 
 def test_hyperband_schedule_is_madlibs_table(dsn: str) -> None:
@@ -227,3 +230,50 @@ def test_a_stopped_search_resumes_where_it_stopped(dsn: str, data: dict[str, int
         assert found[mst]["metrics_iters"][:len(before["metrics_iters"])] == \
             before["metrics_iters"]
     assert_exact_visits(dsn, out, found)
+
+
+def test_a_person_clones_and_extends_configurations_of_a_running_search(
+        dsn: str, data: dict[str, int]) -> None:
+    out = unique("automl_steer")
+    job = automl(dsn, out, "hyperopt", "num_configs=2, num_iterations=500, algorithm=rand",
+                 [data["good"]], background=True)
+    deadline = time.monotonic() + 180
+    while run(dsn, f"SELECT coalesce(max(iterations_done), 0) FROM {out}_info")[0][0] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    source = run(dsn, f"SELECT mst_key FROM {out}_info WHERE iterations_done >= 1 "
+                      "ORDER BY mst_key LIMIT 1")[0][0]
+    # Refused up front, one line each: the search still decides about a training one.
+    assert "still in the search (training)" in refusal(
+        dsn, "SELECT gpdl.extend_config(%s, %s, 2)", (out, source))
+    assert "iterations must be an integer >= 1" in refusal(
+        dsn, "SELECT gpdl.extend_config(%s, %s, 0)", (out, source))
+    assert f"job {out} has no mst_key 99" in refusal(
+        dsn, "SELECT gpdl.clone_config(%s, 99)", (out,))
+    bad = ("loss='categorical_crossentropy',optimizer='SGD(momentum=5.0)',"
+           "metrics=['accuracy']")
+    assert f"cannot clone mst_key {source}" in refusal(
+        dsn, "SELECT gpdl.clone_config(%s, %s, %s)", (out, source, bad))
+    clone = run(dsn, "SELECT gpdl.clone_config(%s, %s, fit_params => %s, iterations => 1)",
+                (out, source, "batch_size=8,epochs=1"))[0][0]
+    assert clone == 3  # after the search's own two
+    # A hand-made configuration can be extended at any time: 1 + 2 iterations.
+    assert run(dsn, "SELECT gpdl.extend_config(%s, %s, 2)", (out, clone))[0][0] == 3
+    deadline = time.monotonic() + 180
+    while configs(dsn, out)[clone]["status"] != "finished":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    run(dsn, "SELECT gpdl.stop_job(%s)", (job,))
+    assert wait_for(dsn, job, ("stopped", "finished", "failed", "lost"))["state"] == "stopped"
+    found = configs(dsn, out)
+    assert (found[clone]["iterations_done"], found[clone]["status"]) == (3, "finished")
+    assert found[clone]["metrics_iters"][-1] == 3  # evaluated at its new budget
+    assert found[clone]["fit_params"] == "batch_size=8,epochs=1"
+    assert found[clone]["compile_params"] == found[source]["compile_params"]
+    assert [c["status"] for k, c in found.items() if k != clone] == ["stopped", "stopped"]
+    assert run(dsn, f"SELECT params::text, hand_made FROM {out}_info WHERE mst_key = %s",
+               (clone,))[0] == (f'{{"clone_of": {source}}}', True)
+    assert run(dsn, f"SELECT count(*) FROM {out}_mst WHERE mst_key = %s", (clone,))[0][0] == 1
+    assert_exact_visits(dsn, out, found)
+    assert "is stopped, not running" in refusal(
+        dsn, "SELECT gpdl.extend_config(%s, %s, 1)", (out, source))

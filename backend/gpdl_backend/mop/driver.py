@@ -136,7 +136,7 @@ def combine(parts: Iterable[tuple[float, Sequence[float | None], int]]) -> Evalu
 class Event:
     """What the driver reports to its listener (CLI bar, job handle)."""
 
-    kind: str  # "unit", "iteration", "finished", "stopped", "retry"
+    kind: str  # "unit", "iteration", "finished", "stopped", "retry", "steered" (a search)
     units_done: int
     units_total: int
     iteration: int
@@ -450,8 +450,8 @@ class Driver:
                     out.summary.identifier))
                 job_stop = bool(cur.fetchone()[0])
                 cur.execute(sql.SQL(
-                    "SELECT mst_key FROM {} WHERE stop_requested AND status <> %s").format(
-                    out.info.identifier), (tables.STOPPED,))
+                    "SELECT mst_key FROM {} WHERE stop_requested AND status NOT IN (%s, %s)"
+                    ).format(out.info.identifier), (tables.STOPPED, tables.FAILED))
                 configs = [row[0] for row in cur.fetchall()]
                 for mst in configs:
                     if mst in scheduler.active_configs:

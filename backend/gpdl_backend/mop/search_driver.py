@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import psycopg2
 from psycopg2 import sql
 
 from gpdl_backend.automl.oracles import (
@@ -48,9 +49,12 @@ from gpdl_backend.mop.hopper import HopperScheduler
 from gpdl_backend.mop.job import ModelRow, config_problem, insert_config
 from gpdl_backend.mop.scheduler import Unit
 from gpdl_backend.mop.search_plan import SearchPlan, Track
+from gpdl_backend.mop.steering import extend_problem
 
 __all__ = ["SearchDriver", "oracle_of"]
 
+CLONE_OF = "clone_of"
+"""The ``params`` key of a clone (``mop.steering``): the configuration it was cloned from."""
 EXTRA_ACTIVE = 1
 """Configurations kept trainable beyond one per segment, so a segment rarely waits
 while a configuration is being evaluated."""
@@ -75,7 +79,10 @@ class SearchDriver(Driver):
         self.sampler = Sampler(search.space, search.params.algorithm or "rand", search.seed)
         self.trial_of: dict[int, int] = {}  # mst_key -> the sampler's trial number
         self.tracks = {t.mst_key: t for t in search.tracks}
+        self.hand = {t.mst_key for t in search.tracks if t.hand_made}  # see mop.steering
         for track in search.tracks:  # what the sampler learnt before a resume
+            if CLONE_OF in track.params:
+                continue  # a person's configuration, not the sampler's
             if _reported(track):
                 self.sampler.add_history(track.params, _loss_or_failed(track.loss))
             else:  # its first rung ends in this run: tell it then
@@ -197,13 +204,13 @@ class SearchDriver(Driver):
         if values is not None:
             ranked = values.get("validation", values["train"])
             loss = _finite(ranked.loss)
-        if at_budget:
+        if at_budget and mst not in self.hand:
             self.oracle.report(mst, count, math.nan if loss is None else loss)
             self._tell(mst, loss)
+        hopper.end_iteration(mst)  # before the commit: the statuses it writes see the end
+        self.visits.pop(mst, None)
         self._on_control(f"record mst {mst} iteration {count}",
                          lambda: self._commit_config(mst, count, values, hopper))
-        hopper.end_iteration(mst)
-        self.visits.pop(mst, None)
         self.listener(Event("iteration", self.units_done, 0, count,
                             f"mst {mst}: iteration {count} of {hopper.budget_of(mst)}"))
 
@@ -336,6 +343,10 @@ class SearchDriver(Driver):
         return [c.mst_key for c in self.plan.configs]
 
     def _status_of(self, mst: int, hopper: HopperScheduler) -> str:
+        if mst in self.hand:
+            trains = mst in hopper.configs and not hopper.is_stopped(mst) \
+                and hopper.iteration_of(mst) < hopper.budget_of(mst)
+            return tables.TRAINING if trains else tables.FINISHED
         outcome = self.oracle.outcome(mst)
         if outcome == "stopped":
             return tables.EARLY_STOPPED
@@ -352,8 +363,123 @@ class SearchDriver(Driver):
 
     # --- stop requests -------------------------------------------------------------
     def _poll_search_stops(self, hopper: HopperScheduler, in_flight: set[Unit]) -> bool:
-        """Stop configurations asked to; True when the whole search stops."""
-        return self._poll_stops(_StopView(self, hopper), in_flight)
+        """Stop configurations asked to, apply a person's requests; True when the search stops."""
+        if self._poll_stops(_StopView(self, hopper), in_flight):
+            return True
+        try:
+            with self.control.connection().cursor() as cur:
+                cur.execute(sql.SQL("SELECT requests FROM {}").format(
+                    self.plan.output.summary.identifier))
+                requests = cur.fetchone()[0] or []
+        except psycopg2.OperationalError:
+            self.control.drop()
+            return False
+        for request in requests:
+            self._apply_request(hopper, request)
+        return False
+
+    # --- a person's requests (mop.steering) --------------------------------------------
+    def _apply_request(self, hopper: HopperScheduler, request: dict) -> None:
+        answer: dict = {}
+        self._on_control(f"{request['kind']} mst {request['mst_key']}",
+                         lambda: answer.update(self._answer(hopper, request)))
+        if "error" in answer:
+            self.listener(Event("steered", self.units_done, 0, 0, answer["error"]))
+            return
+        mst = int(answer["value"]) if request["kind"] == "clone" else int(request["mst_key"])
+        self.hand.add(mst)
+        if mst in self.plan.stopped:
+            self.plan.stopped.remove(mst)
+        if request["kind"] == "clone":
+            self.next_key = max(self.next_key, mst + 1)
+            if mst not in hopper.configs:
+                self.plan.configs.append(
+                    Config(mst, request["compile_params"], request["fit_params"]))
+                hopper.add(mst, int(request["iterations"]))
+        elif mst in hopper.configs:
+            hopper.extend(mst, int(answer["value"]))
+        else:  # it ended before the driver (re)started
+            hopper.add(mst, int(answer["value"]), int(answer["iterations_done"]))
+        self.listener(Event("steered", self.units_done, 0, 0,
+                            f"{request['kind']} mst {request['mst_key']}: {answer}"))
+
+    def _answer(self, hopper: HopperScheduler, request: dict) -> dict:
+        """Check and write one request and its answer (one transaction); the answer."""
+        out = self.plan.output
+        with self.control.connection().cursor() as cur:
+            problem, clone = None, None
+            if request["kind"] == "clone":
+                clone = self._clone_source(cur, request)
+                problem = clone["problem"]
+            cur.execute("BEGIN")
+            cur.execute(sql.SQL("SELECT request_results -> %s FROM {}").format(
+                out.summary.identifier), (request["id"],))
+            earlier = cur.fetchone()[0]
+            if earlier is not None:  # an earlier attempt committed, its reply lost
+                cur.execute("ROLLBACK")
+                return earlier
+            if problem:
+                answer = {"error": problem}
+            elif clone is not None:
+                answer = self._write_clone(cur, request, clone)
+            else:
+                answer = self._write_extension(cur, request)
+            cur.execute(sql.SQL(
+                "UPDATE {} SET request_results = request_results || jsonb_build_object("
+                "%s, %s::jsonb), requests = (SELECT coalesce(jsonb_agg(r), '[]') FROM "
+                "jsonb_array_elements(requests) r WHERE r ->> 'id' <> %s)").format(
+                out.summary.identifier),
+                (request["id"], _dumps(answer), request["id"]))
+            cur.execute("COMMIT")
+        return answer
+
+    def _write_extension(self, cur: Any, request: dict) -> dict:
+        info = self.plan.output.info.identifier
+        mst = int(request["mst_key"])
+        cur.execute(sql.SQL("SELECT status, iterations_done, budget, hand_made FROM {} "
+                            "WHERE mst_key = %s").format(info), (mst,))
+        row = cur.fetchone()
+        if row is None:
+            return {"error": f"no mst_key {mst}"}
+        status, done, budget, hand_made = row
+        problem = extend_problem(mst, status, hand_made)
+        if problem:
+            return {"error": problem}
+        base = budget if hand_made and status == tables.TRAINING else done
+        new_budget = base + int(request["iterations"])
+        cur.execute(sql.SQL("UPDATE {} SET budget = %s, hand_made = true, status = %s "
+                            "WHERE mst_key = %s").format(info), (new_budget, tables.TRAINING, mst))
+        return {"value": new_budget, "iterations_done": done}
+
+    def _clone_source(self, cur: Any, request: dict) -> dict:
+        """The clone's model and weights, and what Keras refuses about it (checked before)."""
+        out, mst = self.plan.output, int(request["mst_key"])
+        cur.execute(sql.SQL("SELECT o.model_weights, i.model_id FROM {} o JOIN {} i "
+                            "USING (mst_key) WHERE mst_key = %s").format(
+            out.model.identifier, out.info.identifier), (mst,))
+        row = cur.fetchone()
+        if row is None:
+            return {"problem": f"no mst_key {mst}"}
+        weights, model_id = bytes(row[0]), row[1]
+        arch = self._arch(cur, model_id)
+        info, problem = config_problem(
+            cur, arch, request["compile_params"], request["fit_params"], self._image_shape(cur),
+            self.plan.num_classes, weights, "cloned weights")
+        return dict(weights=weights, model_id=model_id, arch=arch, info=info, problem=problem)
+
+    def _write_clone(self, cur: Any, request: dict, clone: dict) -> dict:
+        mst = self.next_key
+        row = ModelRow(mst, clone["model_id"], request["compile_params"],
+                       request["fit_params"], clone["arch"])
+        insert_config(cur, self.plan.output, row, clone["weights"], clone["info"],
+                      self.plan.seed, extra=dict(
+                          budget=int(request["iterations"]), s=None, i=0, hand_made=True,
+                          params=_dumps({CLONE_OF: int(request["mst_key"])})))
+        cur.execute(sql.SQL(
+            "INSERT INTO {} (mst_key, model_id, compile_params, fit_params) "
+            "VALUES (%s, %s, %s, %s)").format(self.search.selection_table.identifier),
+            (mst, clone["model_id"], request["compile_params"], request["fit_params"]))
+        return {"value": mst}
 
     # --- reading ---------------------------------------------------------------------
     def _arch(self, cur: Any, model_id: int) -> str:
@@ -388,7 +514,7 @@ class _StopView:
         driver.plan.stopped.append(mst)
         driver.evaluations.pop(mst, None)
         if mst in hopper.configs:
-            if not hopper.at_budget(mst):
+            if not hopper.at_budget(mst) and mst not in driver.hand:
                 driver.oracle.report(mst, hopper.budget_of(mst), math.nan)
                 driver._tell(mst, None)
             hopper.stop(mst)

@@ -49,6 +49,7 @@ class Track:
     rung: int
     params: dict
     loss: float | None  # the loss the search ranks by, at its last evaluation
+    hand_made: bool = False  # cloned or extended by a person: the oracle does not decide
 
 
 @dataclass(frozen=True)
@@ -153,11 +154,12 @@ def read_search(cur, plan: JobPlan) -> JobPlan:
     cur.execute(sql.SQL(
         "SELECT mst_key, model_id, iterations_done, budget, status, s, i, params, "
         "CASE WHEN validation_loss_final IS NOT NULL THEN validation_loss_final "
-        "ELSE training_loss_final END FROM {} ORDER BY mst_key").format(output.info.identifier))
+        "ELSE training_loss_final END, hand_made FROM {} ORDER BY mst_key").format(
+        output.info.identifier))
     tracks = [Track(mst, model_id, done, budget, status, bracket, rung,
-                    _json(trial_params) or {}, loss)
-              for mst, model_id, done, budget, status, bracket, rung, trial_params, loss
-              in cur.fetchall()]
+                    _json(trial_params) or {}, loss, hand_made)
+              for mst, model_id, done, budget, status, bracket, rung, trial_params, loss,
+              hand_made in cur.fetchall()]
     # Each configuration's units of the iteration it is in, in hop order.
     cur.execute(sql.SQL(
         "SELECT p.mst_key, p.segment FROM {} p JOIN {} i ON i.mst_key = p.mst_key "

@@ -74,12 +74,14 @@ SEARCH_INFO_COLUMNS = (
     ("s", "integer", None),
     ("i", "integer", "0"),
     ("params", "json", None),
+    ("hand_made", "boolean", "false"),
 )
 """An AutoML search's ``<out>_info`` columns: each configuration has its own clock.
 
 MADlib's AutoML tables have ``metrics_iters`` per model and Hyperband's bracket
 ``s`` and rung ``i``; gpdl adds the iterations done, the budget the search gave
-(``i``'s resource) and the sampled ``params`` (to replay the sampler on resume).
+(``i``'s resource), the sampled ``params`` (to replay the sampler on resume) and
+``hand_made``: a person cloned or extended it, so the oracle no longer decides.
 """
 SEARCH_SUMMARY_COLUMNS = (
     ("automl_method", "text", None),
@@ -90,8 +92,11 @@ SEARCH_SUMMARY_COLUMNS = (
     ("fit_params_grid", "text", None),
     ("automl_state", "json", None),
     ("units_planned", "integer", None),
+    ("requests", "jsonb", "[]"),
+    ("request_results", "jsonb", "{}"),
 )
-"""An AutoML search's ``<out>_summary`` columns: its inputs and the oracle's state."""
+"""An AutoML search's ``<out>_summary`` columns: its inputs, the oracle's state, and
+the queue of a person's requests (``mop.steering``) with the driver's answers by id."""
 
 
 @dataclass(frozen=True)

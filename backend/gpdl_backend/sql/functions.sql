@@ -458,3 +458,27 @@ rows = sql_api.call(plpy, search_tables.automl_plan, automl_method, automl_param
 return [(r["s"], r["i"], r["n_i"], r["r_i"], r["iterations"], r["units"], r["seconds"])
         for r in rows]
 $$ LANGUAGE plpython3u VOLATILE;
+
+-- A person steers a running search (gpdl_backend.mop.steering): train a configuration
+-- that ended (or one made by hand) more iterations; returns its new budget.
+CREATE FUNCTION gpdl.extend_config(
+    model_output_table text, mst_key integer, iterations integer
+) RETURNS integer AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+from gpdl_backend.mop import steering
+return sql_api.call(plpy, steering.extend_config, model_output_table, mst_key, iterations)
+$$ LANGUAGE plpython3u VOLATILE;
+
+-- Add a configuration to a running search, warm-started from mst_key's weights, with
+-- other compile / fit parameters (NULL: the source's); returns the clone's mst_key.
+CREATE FUNCTION gpdl.clone_config(
+    model_output_table text, mst_key integer, compile_params text DEFAULT NULL,
+    fit_params text DEFAULT NULL, iterations integer DEFAULT NULL
+) RETURNS integer AS $$
+#PRELUDE
+from gpdl_backend import sql_api
+from gpdl_backend.mop import steering
+return sql_api.call(plpy, steering.clone_config, model_output_table, mst_key,
+                    compile_params, fit_params, iterations)
+$$ LANGUAGE plpython3u VOLATILE;
