@@ -42,6 +42,7 @@ from ._config_table import (
     sort_rows,
 )
 from ._names import model_names
+from ._steering import SteeringControls
 from ._support import (
     MIN_REFRESH_SECONDS,
     Updater,
@@ -124,6 +125,8 @@ class LearningCurves(widgets.VBox):
                                                  layout=auto_width())
         self.stop_job_button = widgets.Button(description="Stop job", icon="stop-circle",
                                               button_style="danger", layout=auto_width())
+        self.steering = SteeringControls(dsn, str(self.job.output.model), self._chosen,
+                                         self.refresh)
         self.errors = error_output()
         super().__init__(children=[
             style_tag(self.theme.css()), self.header,
@@ -131,7 +134,7 @@ class LearningCurves(widgets.VBox):
             widgets.HBox([self.sort_dropdown, self.order_button]), self.table,
             widgets.HBox([self.config_dropdown, self.stop_config_button,
                           self.stop_job_button]),
-            self.errors], **kwargs)
+            self.steering, self.errors], **kwargs)
         self.add_class(self.theme.css_class)
         self.add_class("gpdl-learning-curves")
 
@@ -206,6 +209,14 @@ class LearningCurves(widgets.VBox):
         """Stop one configuration (the others go on), or the whole job with None."""
         api.stop(str(self.job.output.model), mst_key=mst_key, dsn=self.dsn)
         self.refresh()
+
+    def _chosen(self) -> ConfigProgress | None:
+        """The configuration chosen in the dropdown (None before the first read)."""
+        progress = self.progress
+        if progress is None:
+            return None
+        return next((c for c in progress.configs if c.mst_key == self.config_dropdown.value),
+                    None)
 
     def _stop_selected(self) -> None:
         if self.config_dropdown.value is None:
@@ -399,8 +410,8 @@ class LearningCurves(widgets.VBox):
         progress = self.progress
         if progress is None:
             return
-        selected = next((c for c in progress.configs
-                         if c.mst_key == self.config_dropdown.value), None)
+        selected = self._chosen()
+        self.steering.update(progress)
         job_disabled = not progress.running or progress.stop_requested
         config_disabled = job_disabled or selected is None or \
             selected.status != "training" or selected.stop_requested

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import psycopg2
 import pytest
 from psycopg2 import sql
 
@@ -135,6 +136,54 @@ def test_learning_curves_live_stop_one_then_all(dsn: str, ids: dict[str, int]) -
         job.stop()
         job.wait(timeout=120)
         h.drop_output(dsn, output)
+
+
+def test_learning_curves_steer_a_search(dsn: str, ids: dict[str, int]) -> None:
+    """A search's row of controls: clone the chosen configuration, extend the clone."""
+    output = "wd_search"
+    h.drop_output(dsn, output)
+    h.drop_output(dsn, output + "_mst")
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT gpdl.madlib_keras_automl(%s, %s, %s, %s, %s, %s, %s, 'hyperopt', "
+                    "'num_configs=1, num_iterations=500, algorithm=rand', 1, "
+                    "validation_table => %s, background => true)",
+                    (h.TRAIN, output, h.ARCH, output + "_mst", [ids["good"]],
+                     "{'loss': ['categorical_crossentropy'], 'optimizer_params_list': "
+                     "[{'optimizer': ['Adam'], 'lr': [0.01]}], 'metrics': ['accuracy']}",
+                     "{'batch_size': [16], 'epochs': [1]}", h.VALIDATION))
+    widget = LearningCurves(dsn, output, live=True, refresh=0.5)
+    try:
+        steering = widget.steering
+        _until(lambda: any(c.mst_key == 1 and c.iteration >= 1
+                           for c in widget.progress.configs), "no iteration was drawn")
+        assert steering.layout.display == ""  # shown for a search only
+        assert steering.extend_button.disabled  # the search still decides about mst 1
+        assert not steering.clone_button.disabled
+        steering.iterations.value = 1
+        steering.fit_params.value = "batch_size=8,epochs=1"
+        steering.clone_button.click()
+        steering.thread.join(timeout=120)
+        assert "mst 2: a clone of mst 1" in steering.message.value, steering.message.value
+        _until(lambda: len(widget.progress.configs) == 2, "the clone was not drawn")
+        widget.config_dropdown.value = 2
+        _until(lambda: not steering.extend_button.disabled, "a clone cannot be extended")
+        steering.iterations.value = 2
+        steering.extend_button.click()
+        steering.thread.join(timeout=120)
+        assert "mst 2 trains to iteration 3" in steering.message.value, steering.message.value
+        _until(lambda: widget.progress.config(2).status == tables.FINISHED,
+               "the clone did not finish", timeout=180)
+        clone = widget.progress.config(2)
+        assert (clone.iteration, clone.budget, clone.hand_made) == (3.0, 3, True)
+        assert clone.hyperparameters["batch_size"] == 8
+        assert "early_stopped" not in widget.table.value and "finished" in widget.table.value
+    finally:
+        widget.stop()
+        widget.wait(timeout=120)
+        widget.close()
+    assert widget.progress.config(1).status == tables.STOPPED
+    h.drop_output(dsn, output)
+    h.drop_output(dsn, output + "_mst")
 
 
 def _until(condition, message: str, timeout: float = 120.0) -> None:

@@ -25,6 +25,7 @@ OPERATIONS = {
     "delete_keras_model", "load_model_selection_table", "generate_model_configs",
     "add_model_to_selection", "fit_multiple_model", "resume", "plan_new", "plan_resume",
     "predict", "predict_byom", "predict_image", "evaluate", "gpu_usage", "gpu_configuration",
+    "plan_search", "automl_plan", "write_hyperband_schedule", "extend_config", "clone_config",
 }
 
 

@@ -88,6 +88,7 @@ class ConfigProgress:
         stop_requested: a stop was asked for while it trains, not yet applied.
         budget, rung: in a search, the iterations it may train so far and the rung
             they end (None in a fit).
+        hand_made: in a search, cloned or extended by a person (``mop.steering``).
     """
 
     mst_key: int
@@ -104,6 +105,7 @@ class ConfigProgress:
     stop_requested: bool = False
     budget: int | None = None
     rung: int | None = None
+    hand_made: bool = False
 
     def series(self, side: str, measure: str) -> Series:
         """The curve of ``side`` (training, validation, hops) and ``measure`` (loss, metric)."""
@@ -331,8 +333,8 @@ def _read(cur, out: tables.OutputTables) -> JobProgress:
     hops = _hops(cur, out)
     # A search evaluates each configuration on its own clock: its _info row has the
     # iterations it was evaluated after, its budget and rung.
-    search = sql.SQL("metrics_iters, budget, i" if tables.is_search(cur, out)
-                     else "NULL::integer[], NULL::integer, NULL::integer")
+    search = sql.SQL("metrics_iters, budget, i, hand_made" if tables.is_search(cur, out)
+                     else "NULL::integer[], NULL::integer, NULL::integer, false")
     cur.execute(sql.SQL(
         "SELECT mst_key, model_id, compile_params, fit_params, status, metrics_type, "
         "coalesce(training_loss, '{{}}'), coalesce(training_metrics, '{{}}'), "
@@ -342,7 +344,7 @@ def _read(cur, out: tables.OutputTables) -> JobProgress:
     configs = []
     for (mst, model_id, compile_params, fit_params, config_status, metrics_type, t_loss,
          t_metric, v_loss, v_metric, config_stop, num_params, config_iters, budget,
-         rung) in cur.fetchall():
+         rung, hand_made) in cur.fetchall():
         mst_hops = hops.get(mst, [])
         evaluated = metrics_iters if config_iters is None else config_iters
         curves = {
@@ -362,7 +364,7 @@ def _read(cur, out: tables.OutputTables) -> JobProgress:
             metric_name=(metrics_type or [None])[0], units_done=len(mst_hops),
             iteration=hop_x[-1] if hop_x else 0.0, num_params=num_params, curves=curves,
             stop_requested=bool(config_stop) and config_status == tables.TRAINING,
-            budget=budget, rung=rung))
+            budget=budget, rung=rung, hand_made=bool(hand_made)))
     return JobProgress(
         output=str(out.model), status=status or tables.RUNNING, iterations_done=int(done),
         num_iterations=int(total or 0), num_segments=segments,
