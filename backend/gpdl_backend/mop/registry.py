@@ -3,8 +3,9 @@
 A job's driver runs on the database host in a process of its own
 (:mod:`gpdl_backend.mop.runner`); it writes its host, pid, progress and a
 heartbeat here. The view ``gpdl.jobs`` (``sql/functions.sql``) shows a job
-whose driver is gone (process ended without recording an end, or no heartbeat
-for 30 seconds) as ``lost``; ``gpdl.resume_job`` continues it.
+whose driver is gone (on its host: the process ended without recording an end;
+seen from another host: no heartbeat for 30 seconds) as ``lost``;
+``gpdl.resume_job`` continues it.
 
 Runs on the database host: in a backend (the SQL API functions) and in a driver.
 """

@@ -21,16 +21,21 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg2
 
 from gpdl_backend.client import TableName, table_name
+from gpdl_backend.errors import FatalError
 from gpdl_backend.mop import registry, tables
 from gpdl_backend.mop.driver import Event
 from gpdl_backend.mop.job import driver_for, plan_current, set_job_status
 
 __all__ = ["main", "spawn"]
+
+REGISTRY_PATIENCE_SECONDS = 60.0
 
 
 def spawn(dsn: str, job: TableName, python: str, paths: list[str], log_dir: Path) -> None:
@@ -56,7 +61,7 @@ def main(job_name: str, dsn: str) -> int:
     """Run the job to its end; returns the exit status (0 unless the driver failed)."""
     job = table_name(job_name)
     output = tables.OutputTables(job)
-    registry.started(dsn, job)
+    _retried(lambda: registry.started(dsn, job))
     progress: dict = {"done": 0, "total": None}
 
     def listener(event: Event) -> None:
@@ -81,8 +86,27 @@ def main(job_name: str, dsn: str) -> int:
         beating.set()
     with contextlib.suppress(Exception):
         set_job_status(dsn, output, status, error)
-    registry.finished(dsn, job, status, error, progress["done"], progress["total"])
+    _retried(lambda: registry.finished(dsn, job, status, error, progress["done"],
+                                       progress["total"]))
     return 1 if status == tables.FAILED else 0
+
+
+def _retried(write: Callable[[], None]) -> None:
+    """A registry write, retried for a minute: a restarting or busy server is not an end.
+
+    Without its start or its end recorded, ``gpdl.jobs`` would call a healthy job lost.
+    """
+    deadline = time.monotonic() + REGISTRY_PATIENCE_SECONDS
+    while True:
+        try:
+            write()
+            return
+        except (psycopg2.OperationalError, FatalError) as error:
+            if time.monotonic() > deadline:
+                raise
+            print(f"gpdl: registry write failed, retrying: {error}", file=sys.stderr,
+                  flush=True)
+            time.sleep(2)
 
 
 def _beat(dsn: str, job: TableName, progress: dict, done: threading.Event) -> None:
