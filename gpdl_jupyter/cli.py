@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from gpdl_backend.datasets import QUICKSTART_LIMIT
 from gpdl_backend.errors import GpdlError
 from gpdl_jupyter.magics.commands import COMMANDS, Context
 from gpdl_jupyter.progress import tqdm_bar
@@ -331,8 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="gpdl home (embedded server); default $GPDL_HOME")
     common.add_argument("--port", type=int, default=argparse.SUPPRESS,
                         help="embedded server port (default 54329)")
-    parser = argparse.ArgumentParser(prog="gpdl", description=__doc__.splitlines()[0],
-                                     parents=[common])
+    parser = argparse.ArgumentParser(
+        prog="gpdl", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Deep-learning image classification inside PostgreSQL and Greenplum:\n"
+                    "one subcommand, one SQL call.",
+        epilog="examples:\n  gpdl demo\n  gpdl load /data/train train_images --resize 32 32"
+               "\n  gpdl preprocess train_images train_packed\n  gpdl SUBCOMMAND --help")
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", parents=[common], help="the embedded PostgreSQL server")
@@ -404,8 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[common],
                           help="the end-to-end demo on the embedded database")
     demo.add_argument("--data-dir", help="where to write the image files")
-    demo.add_argument("--limit", type=int, help="images per split (default: all; the "
-                      "quickstart then uses its own 10%% subset)")
+    demo.add_argument("--limit", type=int, default=QUICKSTART_LIMIT,
+                      help="images per split, stratified (default: the quickstart's "
+                      f"{QUICKSTART_LIMIT}, 10%%; 60000 is all)")
     demo.add_argument("--out", help="where the executed notebook, its HTML report and "
                       "slides go (default: <gpdl home>/demo)")
     demo.add_argument("--notebook", help="the notebook to run (default: the quickstart)")

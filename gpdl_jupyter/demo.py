@@ -1,12 +1,15 @@
 """The end-to-end demo on the embedded database (``gpdl demo``, the README's main job).
 
 Steps, each printed with its timing: start the embedded PostgreSQL and install
-gpdl; write Debian's Fashion-MNIST as PNG files in class folders; load them
-into image tables in parallel on every segment; pack them into training and
-validation buffers; then run the quickstart notebook headless against the
-same server (load, define configurations, train them all at once, top-3
-inference) and write the executed notebook, a self-contained HTML report
-(learning curves and top-k charts drawn offline) and reveal.js slides.
+gpdl; write Debian's Fashion-MNIST as PNG files in class folders (a stratified
+subset, the quickstart's by default); then run the quickstart notebook headless
+against the same server, which loads those files into image tables in parallel
+on every segment, packs them, defines configurations, trains them all at once
+and infers the top 3, each cell's time printed; last, write the executed
+notebook, a self-contained HTML report (learning curves and top-k charts drawn
+offline) and reveal.js slides. The data is written and loaded once: the
+notebook finds the demo's files, and its load is the demo's load. Without a
+notebook the demo loads and packs the files itself.
 """
 
 from __future__ import annotations
@@ -49,21 +52,21 @@ def _bar(desc: str):
 
 
 def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path | None = None,
-             limit: int | None = None, out_dir: Path | None = None,
-             notebook: Path | None = QUICKSTART, show_password: bool = False) -> dict:
-    """Run the demo; returns the tables it made with their image counts.
+             limit: int = datasets.QUICKSTART_LIMIT, out_dir: Path | None = None,
+             notebook: Path | None = QUICKSTART, show_password: bool = False) -> None:
+    """Run the demo.
 
     Args:
         home: gpdl home of the embedded server. Defaults to ``default_home()``.
         port: its port. Defaults to the recorded one, else 54329.
-        data_dir: where the PNG files go. Defaults to ``<home>/datasets/fashion-mnist``.
-        limit: images per split (stratified), for a quick run; the quickstart
-            uses the same subset. Defaults to all (the quickstart then keeps
-            its own default, a 10% subset).
+        data_dir: where the PNG files go. Defaults to
+            ``<home>/datasets/fashion-mnist-<limit>``, where the quickstart looks.
+        limit: images per split (stratified); 60000 is all of Fashion-MNIST.
+            Defaults to the quickstart's 6000 (10%, a couple of minutes).
         out_dir: where the executed notebook and its reports go. Defaults to
             ``<home>/demo``.
-        notebook: the notebook to run after the foundation steps; None skips it.
-            Defaults to the quickstart.
+        notebook: the notebook to run after the foundation steps; None loads and
+            packs the data instead. Defaults to the quickstart.
         show_password: print the server's DSN with its password. Defaults to
             False (masked; the full DSN is in ``<home>/dsn``, mode 0600).
 
@@ -77,13 +80,25 @@ def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path |
         result = install_if_needed(dsn, servers_dir=str(server.servers_dir))
         done = "installed" if result.changed else "already installed"
         print(f"    gpdl {result.version} {done}, {result.num_segments} segments")
-    directory = data_dir or server.home / "datasets" / "fashion-mnist"
+    directory = data_dir or server.home / "datasets" / f"fashion-mnist-{limit}"
     with step(f"Fashion-MNIST as PNG files in {directory}"):
         bar, update = _bar("writing")
         with bar:
             counts = datasets.write_fashion_mnist(directory, limit=limit, progress=update)
         print(f"    {counts}")
-    made: dict[str, int] = {}
+    if notebook is None:
+        _load_and_pack(directory, dsn)
+    print(f"\nready: {dsn if show_password else mask_password(dsn)}")
+    if notebook is not None:  # the notebook loads the files just written
+        env = {"DATABASE_URL": dsn, "GPDL_DEMO_LIMIT": str(limit),
+               "GPDL_DEMO_DATA": str(directory)}
+        files = run_quickstart(notebook, out_dir or server.home / "demo", env)
+        print(f"\nexecuted notebook: {files.notebook}\nHTML report:       {files.html}\n"
+              f"slides:            {files.slides}")
+
+
+def _load_and_pack(directory: Path, dsn: str) -> None:
+    """What the quickstart's first cells do, for a demo without a notebook."""
     for split in ("train", "test"):
         table = f"fashion_{split}"
         with step(f"load {directory / split} into {table}"):
@@ -93,7 +108,6 @@ def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path |
                                          if_exists="replace", progress=update, dsn=dsn)
             print(f"    {loaded.images} images, {loaded.errors} skipped, "
                   f"{loaded.images_per_second:.0f} images/s")
-            made[table] = loaded.images
     with step("pack into training and validation buffers"):
         packed = api.preprocess("fashion_train", "fashion_train_packed", if_exists="replace",
                                 dsn=dsn)
@@ -101,15 +115,6 @@ def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path |
                        validation_of="fashion_train_packed", if_exists="replace", dsn=dsn)
         print(f"    {packed.images} images in {packed.buffers} buffers over "
               f"{packed.num_segments} segments, classes: {', '.join(packed.class_values)}")
-    print(f"\nready: {dsn if show_password else mask_password(dsn)}")
-    if notebook is not None:
-        env = {"DATABASE_URL": dsn}
-        if limit is not None:  # the files just written: the notebook finds them done
-            env.update(GPDL_DEMO_LIMIT=str(limit), GPDL_DEMO_DATA=str(directory))
-        files = run_quickstart(notebook, out_dir or server.home / "demo", env)
-        print(f"\nexecuted notebook: {files.notebook}\nHTML report:       {files.html}\n"
-              f"slides:            {files.slides}")
-    return made
 
 
 def _print_cell(event: CellEvent) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIRS",
     "MARKER_NAME",
+    "QUICKSTART_LIMIT",
     "find_fashion_mnist",
     "read_idx",
     "write_fashion_mnist",
@@ -69,6 +70,8 @@ FASHION_MNIST_DIRS: tuple[str, ...] = ("/usr/share/datasets/fashion-mnist",)
 """Where Debian's ``dataset-fashion-mnist`` package puts the IDX files."""
 
 MARKER_NAME = ".gpdl_dataset.json"
+QUICKSTART_LIMIT = 6000
+"""Training images the quickstart and the demo use by default (10%, stratified)."""
 """Marker file a writer creates first and marks complete last."""
 
 _PACKAGE = "dataset-fashion-mnist"

@@ -236,3 +236,21 @@ def test_check_config_accepts_good_configurations(arch: str) -> None:
                         CLASSES) is None
     assert check_config(arch, _compile("Adam(learning_rate=0.01)"), "batch_size=16",
                         ARCH_SHAPE, CLASSES) is None
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """A parser and every subcommand's parser below it."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found.extend(_parsers(child))
+    return found
+
+
+def test_cli_help_is_plain_text() -> None:
+    """``gpdl --help`` is read in a terminal: no reStructuredText markup from docstrings."""
+    markup = re.compile(r"``|:(func|class|mod|meth):`|^\s*\.\. |::$", re.MULTILINE)
+    for parser in _parsers(cli.build_parser()):
+        text = parser.format_help()
+        assert not markup.search(text), f"{parser.prog} --help shows markup:\n{text}"
