@@ -47,12 +47,20 @@ def tqdm_bar(unit: str, desc: str, *, notebook: bool = True) -> tuple[Any, Calla
 
 @contextmanager
 def progress_bar(unit: str, desc: str) -> Iterator[Callable[..., None]]:
-    """A bar and its ``update(done, total, errors=0)`` callback; closed on exit."""
+    """A bar and its ``update(done, total, errors=0)`` callback; closed on exit.
+
+    A call that raises leaves the notebook bar red, even at 100%: a load whose
+    every file failed counted them all, yet made nothing.
+    """
     bar, update = tqdm_bar(unit, desc)
     try:
         yield update
-    finally:
+    except BaseException:
         bar.close()
+        if hasattr(bar, "container"):  # tqdm's notebook bar (a widget)
+            bar.display(bar_style="danger", check_delay=False)
+        raise
+    bar.close()
 
 
 @contextmanager

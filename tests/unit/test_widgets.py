@@ -555,3 +555,27 @@ def test_learning_curves_table_is_narrow_and_agrees_with_the_header(fake_job):
     assert "<td>1.5</td>" in widget.table.value
     for button in (widget.order_button, widget.stop_config_button, widget.stop_job_button):
         assert button.layout.width == "auto"  # labels are not cut
+
+
+def test_a_failed_call_leaves_the_notebook_bar_red(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load whose every file failed counted them all (100%), yet made nothing: red."""
+    import tqdm.auto
+    import tqdm.notebook
+
+    from gpdl_jupyter.progress import progress_bar
+
+    made: list = []
+
+    class Recorded(tqdm.notebook.tqdm):  # the notebook's own bar, kept for the asserts
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorded)
+    with pytest.raises(UsageError), progress_bar("file", "loading bad") as update:
+        update(4, 4, errors=4)
+        raise UsageError("no image could be read")
+    with progress_bar("file", "loading good") as update:
+        update(4, 4)
+    styles = [bar.container.children[1].bar_style for bar in made]
+    assert styles == ["danger", "success"]
