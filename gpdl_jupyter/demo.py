@@ -7,7 +7,8 @@ against the same server, which loads those files into image tables in parallel
 on every segment, packs them, defines configurations, trains them all at once
 and infers the top 3, each cell's time printed; last, write the executed
 notebook, a self-contained HTML report (learning curves and top-k charts drawn
-offline) and reveal.js slides. The data is written and loaded once: the
+offline) and reveal.js slides that run offline (reveal.js in a folder beside
+them; see ``gpdl_jupyter.report``). The data is written and loaded once: the
 notebook finds the demo's files, and its load is the demo's load. Without a
 notebook the demo loads and packs the files itself.
 """
@@ -93,8 +94,9 @@ def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path |
         env = {"DATABASE_URL": dsn, "GPDL_DEMO_LIMIT": str(limit),
                "GPDL_DEMO_DATA": str(directory)}
         files = run_quickstart(notebook, out_dir or server.home / "demo", env)
+        beside = f" (with {files.reveal.name}/ beside it)" if files.reveal else ""
         print(f"\nexecuted notebook: {files.notebook}\nHTML report:       {files.html}\n"
-              f"slides:            {files.slides}")
+              f"slides:            {files.slides}{beside}")
 
 
 def _load_and_pack(directory: Path, dsn: str) -> None:

@@ -2,6 +2,7 @@
 # Install what gpdl needs on a Debian 12 machine, idempotently:
 #  - Debian packages: PostgreSQL 15 server + plpython3u, Fashion-MNIST, Chromium
 #  - a Python 3.11 virtual environment in .venv with gpdl and its test tools
+#  - reveal.js, require.js and jQuery from the npm registry, for the offline report and slides
 # The database server runs as an unprivileged user and imports from .venv, so
 # the checkout must be readable by other users.
 set -euo pipefail
@@ -57,4 +58,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install -q -e '.[test]'
     echo "$want" > "$stamp"
 fi
+
+# The report and slides of `gpdl demo` work offline with these: pinned versions, each
+# tarball's sha512 checked, kept in .venv/share/gpdl/web-assets (a package there is skipped).
+.venv/bin/python -m gpdl_jupyter.web_assets
 chmod -R o+rX .venv backend 2>/dev/null || true
