@@ -214,7 +214,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 def _print_job(status) -> None:
     print(f"{status.status}: iteration {status.iterations_done}/{status.num_iterations}, "
-          f"{status.units_done}/{status.units_total} units")
+          f"{status.units_done}/{status.units_total} units, {status.unit_retries} retried")
     for config in status.configs:
         metric = config["validation_metric"] if config["validation_metric"] is not None \
             else config["training_metric"]
@@ -226,12 +226,12 @@ def _print_job(status) -> None:
 def _follow(job) -> int:
     """A bar of the job's units until it ends; Ctrl-C leaves it training on the server."""
     name = str(job.output.model)
-    bar, update = tqdm_bar("unit", f"training {name}", notebook=False)
+    bar, update = tqdm_bar("unit", f"training {name}", notebook=False, counted="retries")
     try:
         with bar:
             while True:
                 status = job.wait(timeout=1.0)
-                update(status.units_done, status.units_total)
+                update(status.units_done, status.units_total, status.unit_retries)
                 if status.status != "running":
                     break
     except KeyboardInterrupt:

@@ -106,9 +106,10 @@ class JobReport(JobStatus):
         return cls(**dataclasses.asdict(status), job=job)
 
     def headline(self) -> str:
-        """``models: running, iteration 1/3, 5/12 units``."""
+        """``models: running, iteration 1/3, 5/12 units, 1 retried``."""
         line = (f"{self.job}: {self.status}, iteration {self.iterations_done}/"
-                f"{self.num_iterations}, {self.units_done}/{self.units_total} units")
+                f"{self.num_iterations}, {self.units_done}/{self.units_total} units, "
+                f"{self.unit_retries} retried")
         return line + (f" — {self.error}" if self.error else "")
 
     def __repr__(self) -> str:

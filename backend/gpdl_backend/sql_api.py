@@ -151,18 +151,24 @@ def automl(plpy: Any, GD: dict, background: bool, **options: Any) -> str:
 
 
 def _plan_and_launch(plpy: Any, GD: dict, background: bool,
-                     planner: Callable[[str], Any]) -> str:
-    """Plan a job (checks, tables) in ``call``, then start its driver process."""
+                     planner: Callable[[str], Any], resumed: bool = False) -> str:
+    """Plan a job (checks, tables) in ``call``, then start its driver process.
+
+    Args:
+        resumed: the job goes on (its count of retried units too). Defaults to False.
+    """
     plan = call(plpy, planner)
     with sql_errors():  # from here on plpy is used: in this thread, not call's
-        return _launch(plpy, GD, local.local_dsn(plpy), plan.output.model, background)
+        return _launch(plpy, GD, local.local_dsn(plpy), plan.output.model, background,
+                       resumed)
 
 
 def resume_job(plpy: Any, GD: dict, job: str, background: bool) -> str:
     """``gpdl.resume_job``: continue a stopped, failed or lost job from its last unit."""
     from gpdl_backend.mop.job import plan_resume
 
-    return _plan_and_launch(plpy, GD, background, lambda dsn: plan_resume(dsn, job))
+    return _plan_and_launch(plpy, GD, background, lambda dsn: plan_resume(dsn, job),
+                            resumed=True)
 
 
 def stop_job(plpy: Any, job: str, mst_key: int | None) -> str:
@@ -186,12 +192,13 @@ def job_status(plpy: Any, job: str) -> str:
                                              default=str))
 
 
-def _launch(plpy: Any, GD: dict, dsn: str, output: TableName, background: bool) -> str:
+def _launch(plpy: Any, GD: dict, dsn: str, output: TableName, background: bool,
+            resumed: bool) -> str:
     from gpdl_backend.mop import runner
 
     with session(dsn) as conn, conn.cursor() as cur:
         job = qualified(cur, output)
-    registry.register(dsn, job)
+    registry.register(dsn, job, resumed)
     settings = GD["gpdl.settings"]
     runner.spawn(dsn, job, _server_python(), list(settings["site_paths"]),
                  Path(os.getcwd()) / "gpdl_jobs")

@@ -314,13 +314,14 @@ def jobs(*, state: str | None = None, dsn: str | None = None,
         >>> jobs(state="lost")
     """
     where = "" if state is None else f" WHERE state = {literal(state)}"
-    call = SqlCall(f"SELECT job, owner, state, units_done, units_total, started, ended, "
-                   f"last_heartbeat, error FROM gpdl.jobs{where} ORDER BY started DESC")
+    call = SqlCall(f"SELECT job, owner, state, units_done, units_total, unit_retries, "
+                   f"started, ended, last_heartbeat, error FROM gpdl.jobs{where} "
+                   f"ORDER BY started DESC")
     if show_sql:
         return call.shown()
     return Table(run_rows(resolve(dsn, show_sql), call),
-                 columns=["job", "owner", "state", "units_done", "units_total", "started",
-                          "ended", "last_heartbeat", "error"])
+                 columns=["job", "owner", "state", "units_done", "units_total", "unit_retries",
+                          "started", "ended", "last_heartbeat", "error"])
 
 
 def stop(model_output_table: str, *, mst_key: int | None = None, dsn: str | None = None,

@@ -15,7 +15,7 @@ import gpdl_backend
 from gpdl_backend import engine as engines
 from gpdl_backend.doctor import diagnose, format_table
 from gpdl_backend.errors import FatalError
-from gpdl_backend.install import default_site_paths, install
+from gpdl_backend.install import default_site_paths, install, install_if_needed
 
 pytestmark = pytest.mark.db
 
@@ -258,3 +258,20 @@ def test_an_install_from_before_the_record_knows_its_functions(fresh_db: str) ->
     installed = functions(fresh_db)
     assert "old_gpdl()" not in installed and "count_files(text)" not in installed
     assert {"users_own()", "count_files(text, text)"} <= installed
+
+
+def test_an_install_from_before_unit_retries_adds_the_column_and_keeps_the_jobs(
+        fresh_db: str) -> None:
+    install(fresh_db, num_segments=1)
+    run(fresh_db, "DROP VIEW gpdl.jobs",  # gpdl.job and gpdl.jobs as an older gpdl left them
+        "ALTER TABLE gpdl.job DROP COLUMN unit_retries",
+        "CREATE VIEW gpdl.jobs AS SELECT job, owner, state, units_done, units_total, started, "
+        "ended, driver_host, driver_pid, heartbeat AS last_heartbeat, error FROM gpdl.job",
+        "INSERT INTO gpdl.job (job, owner, state, units_done) "
+        "VALUES ('public.old_job', current_user, 'finished', 8)",
+        "UPDATE gpdl.config SET value = 'older' WHERE key = 'functions_sha256'")
+    assert install_if_needed(fresh_db).changed
+    assert query(fresh_db, "SELECT job, state, units_done, unit_retries FROM gpdl.jobs") == \
+        [("public.old_job", "finished", 8, 0)]
+    assert not install_if_needed(fresh_db).changed  # current now: nothing written
+

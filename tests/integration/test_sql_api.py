@@ -207,8 +207,11 @@ def test_killed_driver_shows_lost_and_resumes(dsn: str, mst: str) -> None:
     assert job_row(dsn, job)["state"] == "running"
     os.kill(row["driver_pid"], signal.SIGKILL)
     assert wait_for(dsn, job, ("lost",), timeout=10)["state"] == "lost"
+    # As if the killed driver had retried two units: a resume goes on counting.
+    run(dsn, "UPDATE gpdl.job SET unit_retries = 2 WHERE job = %s", (job,))
     run(dsn, "SELECT gpdl.resume_job(%s)", (job,))
     assert job_row(dsn, job)["state"] == "finished"
+    assert run(dsn, "SELECT unit_retries FROM gpdl.jobs WHERE job = %s", (job,)) == [(2,)]
     h.assert_exact_visits(dsn, out, [1, 2], 2, 6)
 
 
@@ -332,9 +335,11 @@ def test_jobs_are_listed_for_the_client(dsn: str, mst: str) -> None:
     run(dsn, "SELECT gpdl.madlib_keras_fit_multiple_model(%s, %s, %s, 1)", (h.TRAIN, out, mst))
     row = next(r for r in api.jobs(dsn=dsn) if r["job"].endswith("." + out))
     assert row["state"] == "finished" and row["units_done"] == row["units_total"] == 4
+    assert row["unit_retries"] == 0
     assert {r["state"] for r in api.jobs(state="finished", dsn=dsn)} == {"finished"}
     report = api.status(row["job"], dsn=dsn)
     assert report.status == "finished" and report.units_done == 4
+    assert report.unit_retries == 0 and "4/4 units, 0 retried" in report.headline()
 
 
 def test_client_evaluate_matches_the_fits_validation(dsn: str, mst: str) -> None:

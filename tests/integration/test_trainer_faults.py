@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,8 @@ from gpdl_backend.errors import GpdlError
 from gpdl_backend.mop import tables
 from gpdl_backend.mop.driver import Event
 from gpdl_backend.mop.job import fit_multiple_model, resume
+from gpdl_jupyter import api
+from gpdl_jupyter.cli import main
 from tests.integration import trainer_helpers as h
 
 pytestmark = pytest.mark.db
@@ -87,6 +90,41 @@ def test_terminated_segment_backend_is_retried(dsn: str, ids: dict[str, int]) ->
     assert retries, "the killed unit was not retried"
     print(f"\nretried after a terminated server process: {retries[0].detail}")
     _assert_complete(dsn, "tf_term", before)
+
+
+def test_a_retried_unit_is_counted_in_gpdl_jobs_and_shown_by_the_cli(
+        dsn: str, ids: dict[str, int], capsys: pytest.CaptureFixture[str]) -> None:
+    """``gpdl fit`` follows a job of the database's driver process: a unit whose server
+    process is terminated runs again, and the bar and ``gpdl status`` say so."""
+    mst = _two_configs(dsn, ids, "tf_retry_mst")
+    h.drop_output(dsn, "tf_retry")
+    exit_code: list[int] = []
+    fit = threading.Thread(target=lambda: exit_code.append(main(
+        ["fit", h.TRAIN, "tf_retry", mst, "--iterations", str(ITERATIONS),
+         "--metrics-frequency", "1", "--dsn", dsn])), daemon=True)
+    fit.start()
+    try:
+        # The runner's sessions are named after the schema-qualified job.
+        _wait_for(lambda: len(h.output_tables_exist(dsn, "tf_retry")) == 4 and
+                  h.progress_count(dsn, "tf_retry") >= 1 and
+                  bool(h.unit_processes(dsn, "%.tf_retry")), what="a unit in flight")
+        os.kill(h.unit_processes(dsn, "%.tf_retry")[0], signal.SIGTERM)
+    finally:
+        fit.join(timeout=240)
+    assert exit_code == [0], capsys.readouterr()
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    _wait_for(lambda: h.fetch(dsn, "SELECT ended IS NOT NULL FROM gpdl.jobs "
+                                   "WHERE job LIKE '%.tf_retry'")[0][0], what="its end")
+    (job, state, retries), = h.fetch(
+        dsn, "SELECT job, state, unit_retries FROM gpdl.jobs WHERE job LIKE '%.tf_retry'")
+    assert state == tables.FINISHED and retries >= 1
+    assert f"retries={retries}" in bar and "errors" not in bar, bar
+    assert main(["status", "tf_retry", "--dsn", dsn]) == 0
+    assert f"{2 * SEGMENTS * ITERATIONS} units, {retries} retried" in \
+        capsys.readouterr().out.splitlines()[0]
+    assert api.status("tf_retry", dsn=dsn).unit_retries == retries  # gpdl.job_status
+    print(f"\n{job}: {retries} retried unit(s); the bar's last line: {bar}")
+    _assert_complete(dsn, "tf_retry", set())
 
 
 _DRIVER = """

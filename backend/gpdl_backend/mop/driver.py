@@ -141,6 +141,8 @@ class Event:
     units_total: int
     iteration: int
     detail: str = ""
+    unit_retries: int = 0
+    """On a unit's ``retry``: the units this driver has run again so far (else 0)."""
 
 
 class _Session:
@@ -231,7 +233,8 @@ class Driver:
 
     Args:
         plan: the job.
-        listener: called with an ``Event`` after each unit and iteration.
+        listener: called with an ``Event`` after each unit and iteration, and
+            when a failed unit is run again (``retry``, counted in ``unit_retries``).
     """
 
     def __init__(self, plan: JobPlan, listener: Callable[[Event], None] | None = None) -> None:
@@ -244,6 +247,7 @@ class Driver:
         self.results: queue.Queue = queue.Queue()
         self.stop_event = threading.Event()
         self.attempts: dict[Unit, int] = {}
+        self.unit_retries = 0  # units run again after a retryable failure (a lost session too)
         self.units_done = len(plan.completed)
         # Per configuration, the segments it visited this iteration, in order: a
         # unit starts from the weights of the hop before it (or <out> at hop 0).
@@ -331,8 +335,10 @@ class Driver:
             self.attempts[unit] = attempts
             if attempts < MAX_UNIT_ATTEMPTS:
                 scheduler.fail(unit)
+                self.unit_retries += 1
                 self.listener(Event("retry", self.units_done, 0, unit.iteration,
-                                    f"mst {unit.config} on segment {unit.segment}: {error}"))
+                                    f"mst {unit.config} on segment {unit.segment}: {error}",
+                                    self.unit_retries))
                 return
             raise FatalError(f"mst {unit.config} on segment {unit.segment} failed "
                              f"{attempts} times, last: {error}") from error

@@ -181,6 +181,9 @@ class JobStatus:
     units_total: int
     error: str | None
     configs: list[dict]
+    unit_retries: int = 0
+    """Units run again after a failure (a lost session, a cancel...), all drivers of
+    the job together; a unit that failed for good fails the job instead."""
 
 
 class TrainingJob:
@@ -191,6 +194,7 @@ class TrainingJob:
         self.output = tables.OutputTables(table_name(output))
         self.thread = thread
         self.exception: BaseException | None = None
+        self.driver: Driver | None = None  # when this process drives the job
 
     @classmethod
     def attach(cls, dsn: str, output: str) -> TrainingJob:
@@ -215,7 +219,8 @@ class TrainingJob:
 
     def _drive(self, plan: JobPlan, listener: Callable[[Event], None] | None) -> None:
         try:
-            status = driver_for(plan, listener).run()
+            self.driver = driver_for(plan, listener)
+            status = self.driver.run()
             set_job_status(plan.dsn, plan.output, status, None)
         except BaseException as error:  # recorded in the summary, re-raised by wait()
             self.exception = error
@@ -231,8 +236,14 @@ class TrainingJob:
                                 "num_segments FROM {}").format(
                 self.output.summary.identifier))
             status, done, total_iterations, error, segments = cur.fetchone()
-            if status == tables.RUNNING:  # unless its driver process is gone
-                status, error = _registered_state(cur, self.output.model) or (status, error)
+            registered = _registered(cur, self.output.model)
+            # Running, unless its driver process is gone (one still starting says nothing).
+            if status == tables.RUNNING and registered.get("state") not in \
+                    (None, registry.STARTING):
+                status, error = registered["state"], registered["error"]
+            unit_retries = registered.get("unit_retries") or 0  # 0 before an upgrade
+            if self.driver is not None:  # driven in this process, not recorded in gpdl.job
+                unit_retries = self.driver.unit_retries
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
                 self.output.progress.identifier))
             units_done = cur.fetchone()[0]
@@ -257,7 +268,8 @@ class TrainingJob:
         units_total = active * segments * total_iterations + stopped_units
         if search_plan_units is not None:  # a search plans as it goes
             units_total = max(units_done, search_plan_units)
-        return JobStatus(status, done, total_iterations, units_done, units_total, error, configs)
+        return JobStatus(status, done, total_iterations, units_done, units_total, error, configs,
+                         unit_retries)
 
     def running(self) -> bool:
         if self.thread is not None:
@@ -303,15 +315,13 @@ def driver_for(plan: JobPlan, listener: Callable[[Event], None] | None) -> Drive
     return SearchDriver(plan, listener)
 
 
-def _registered_state(cur, job: TableName) -> tuple[str, str | None] | None:
-    """The state ``gpdl.jobs`` shows for a job run by a driver process (``lost``...)."""
+def _registered(cur, job: TableName) -> dict:
+    """The ``gpdl.jobs`` row of a job run by a driver process (``state``: ``lost``...,
+    ``unit_retries``); empty where it has none (a job driven by a client)."""
     cur.execute("SELECT to_regclass('gpdl.jobs') IS NOT NULL")
     if not cur.fetchone()[0]:
-        return None
-    found = registry.state_of(cur, qualified(cur, job))
-    if found is None or found[0] == registry.STARTING:
-        return None
-    return found
+        return {}
+    return registry.record_of(cur, qualified(cur, job)) or {}
 
 
 def _units_planned(cur, output: tables.OutputTables) -> int | None:

@@ -4,9 +4,10 @@
 the job's tables, then start this process detached from the backend (its own
 session, standard streams to a log file), so the job outlives the statement, the
 client's connection and the server's restart (the driver reconnects). It runs
-the job as its tables record it, writes a heartbeat and its progress to
-``gpdl.job`` and, at the end, the job's state. SIGTERM stops the job as
-``gpdl.stop_job`` would: running units finish, ``resume_job`` continues.
+the job as its tables record it, writes a heartbeat and its progress (units
+done, units retried) to ``gpdl.job`` and, at the end, the job's state. SIGTERM
+stops the job as ``gpdl.stop_job`` would: running units finish, ``resume_job``
+continues.
 
 Example (what the SQL functions run)::
 
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg2
 
@@ -36,6 +38,7 @@ from gpdl_backend.mop.job import driver_for, plan_current, set_job_status
 __all__ = ["main", "spawn"]
 
 REGISTRY_PATIENCE_SECONDS = 60.0
+T = TypeVar("T")
 
 
 def spawn(dsn: str, job: TableName, python: str, paths: list[str], log_dir: Path) -> None:
@@ -61,16 +64,20 @@ def main(job_name: str, dsn: str) -> int:
     """Run the job to its end; returns the exit status (0 unless the driver failed)."""
     job = table_name(job_name)
     output = tables.OutputTables(job)
-    _retried(lambda: registry.started(dsn, job))
-    progress: dict = {"done": 0, "total": None}
+    retried_before = _retried(lambda: registry.started(dsn, job))  # by earlier drivers
+    progress: dict = {"done": 0, "total": None, "retries": retried_before}
+    beating, wake = threading.Event(), threading.Event()
 
     def listener(event: Event) -> None:
         progress["done"] = event.units_done
         if event.units_total:
             progress["total"] = event.units_total
+        if event.unit_retries:
+            progress["retries"] = retried_before + event.unit_retries
+            wake.set()  # recorded now, not at the next beat: a job may end before it
 
-    beating = threading.Event()
-    pulse = threading.Thread(target=_beat, args=(dsn, job, progress, beating), daemon=True)
+    pulse = threading.Thread(target=_beat, args=(dsn, job, progress, beating, wake),
+                             daemon=True)
     pulse.start()
     try:
         plan = plan_current(dsn, job_name)
@@ -84,14 +91,15 @@ def main(job_name: str, dsn: str) -> int:
         print(f"gpdl job {job}: {error}", file=sys.stderr, flush=True)
     finally:
         beating.set()
+        wake.set()
     with contextlib.suppress(Exception):
         set_job_status(dsn, output, status, error)
     _retried(lambda: registry.finished(dsn, job, status, error, progress["done"],
-                                       progress["total"]))
+                                       progress["total"], progress["retries"]))
     return 1 if status == tables.FAILED else 0
 
 
-def _retried(write: Callable[[], None]) -> None:
+def _retried(write: Callable[[], T]) -> T:
     """A registry write, retried for a minute: a restarting or busy server is not an end.
 
     Without its start or its end recorded, ``gpdl.jobs`` would call a healthy job lost.
@@ -99,8 +107,7 @@ def _retried(write: Callable[[], None]) -> None:
     deadline = time.monotonic() + REGISTRY_PATIENCE_SECONDS
     while True:
         try:
-            write()
-            return
+            return write()
         except (psycopg2.OperationalError, FatalError) as error:
             if time.monotonic() > deadline:
                 raise
@@ -109,14 +116,21 @@ def _retried(write: Callable[[], None]) -> None:
             time.sleep(2)
 
 
-def _beat(dsn: str, job: TableName, progress: dict, done: threading.Event) -> None:
+def _beat(dsn: str, job: TableName, progress: dict, done: threading.Event,
+          wake: threading.Event) -> None:
+    """Write heartbeat and progress every ``HEARTBEAT_SECONDS``, and at once when woken."""
     conn = None
-    while not done.wait(registry.HEARTBEAT_SECONDS):
+    while True:
+        wake.wait(registry.HEARTBEAT_SECONDS)
+        wake.clear()
+        if done.is_set():
+            break
         try:
             if conn is None or conn.closed:
                 conn = psycopg2.connect(dsn, application_name=f"gpdl:{job}:heartbeat"[:63])
                 conn.autocommit = True
-            registry.heartbeat(conn, job, progress["done"], progress["total"])
+            registry.heartbeat(conn, job, progress["done"], progress["total"],
+                               progress["retries"])
         except psycopg2.Error:  # a server restart: the next beat reconnects
             with contextlib.suppress(Exception):
                 conn.close()

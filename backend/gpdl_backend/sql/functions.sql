@@ -333,7 +333,7 @@ SELECT job, owner,
             WHEN state = 'starting' AND heartbeat < now() - interval '2 minutes' THEN 'lost'
             ELSE state END AS state,
        units_done, units_total, started, ended, driver_host, driver_pid,
-       heartbeat AS last_heartbeat, error
+       heartbeat AS last_heartbeat, error, unit_retries
 FROM gpdl.job;
 GRANT SELECT ON gpdl.jobs TO gpdl_user;
 

@@ -43,9 +43,9 @@ def show_job(job: Any, wait: bool, context: Context) -> Any:
 
 
 def _wait_with_bar(job: Any, name: str) -> Any:
-    with progress_bar("unit", f"training {name}") as update:
+    with progress_bar("unit", f"training {name}", counted="retries") as update:
         while True:
             status = job.wait(timeout=1.0)
-            update(status.units_done, status.units_total)
+            update(status.units_done, status.units_total, status.unit_retries)
             if not job.running():
                 return job.wait()
