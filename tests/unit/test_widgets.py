@@ -573,7 +573,7 @@ def test_a_failed_call_leaves_the_notebook_bar_red(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Recorded)
     with pytest.raises(UsageError), progress_bar("file", "loading bad") as update:
-        update(4, 4, errors=4)
+        update(4, 4, 4)
         raise UsageError("no image could be read")
     with progress_bar("file", "loading good") as update:
         update(4, 4)
