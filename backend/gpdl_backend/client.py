@@ -168,6 +168,48 @@ def table_exists(cur, table: TableName) -> bool:
     return bool(cur.fetchone()[0])
 
 
+_RELATION_KINDS = {"v": "a view", "m": "a materialized view", "f": "a foreign table",
+                   "S": "a sequence", "i": "an index", "c": "a composite type"}
+
+
+def check_writable(cur, table: TableName) -> None:
+    """Refuse a table gpdl may not create, replace or append to, before any work starts.
+
+    The schema must exist and not be the system's (``pg_*``,
+    ``information_schema``, ``gp_toolkit``), whether named or found through
+    the search path; an existing relation must be a table, not a view.
+
+    Raises:
+        UsageError: one line naming what is wrong.
+    """
+    cur.execute("SELECT n.nspname, c.relkind FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+                (table.identifier.as_string(cur),))
+    found = cur.fetchone()
+    if found is not None:
+        schema, kind = found
+    elif table.schema is None:
+        cur.execute("SELECT current_schema()")
+        schema, kind = cur.fetchone()[0], None
+        if schema is None:
+            raise errors.UsageError(f"no schema for table {table}: the search_path names none "
+                                    "that exists; write it as schema.table")
+    else:
+        schema, kind = table.schema, None
+        cur.execute("SELECT to_regnamespace(%s) IS NOT NULL",
+                    (sql.Identifier(schema).as_string(cur),))
+        if not cur.fetchone()[0]:
+            raise errors.UsageError(f"schema {schema} does not exist: create it "
+                                    f"(CREATE SCHEMA {schema}) or name another")
+    if schema.startswith("pg_") or schema in ("information_schema", "gp_toolkit"):
+        raise errors.UsageError(f"table {table} is in the system schema {schema}; "
+                                "put your tables in a schema of your own")
+    if kind is not None and kind not in ("r", "p"):
+        raise errors.UsageError(f"{schema}.{table.name} is "
+                                f"{_RELATION_KINDS.get(kind, 'not a table')}, not a table; "
+                                "name a table or a new name")
+
+
 def qualified(cur, table: TableName) -> TableName:
     """``table`` with its schema, as the search path finds it.
 

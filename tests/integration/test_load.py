@@ -525,3 +525,36 @@ def test_bridge_refuses_bad_arguments(tree) -> None:
     with pytest.raises(UsageError, match="no files found"):
         bridge.count_files(None, str(root / "cat" / "*.jpg"))
     assert bridge.count_files(None, str(root)) == TOTAL
+
+
+@pytest.mark.db
+def test_a_target_gpdl_may_not_write_is_refused_in_one_line(dsn, conn, shared_tmp,
+                                                            table) -> None:
+    """No such schema, a system table, a view, appending to a non-image table."""
+    root = shared_tmp / "target_checks"
+    write_class_tree(root, {"cat": 2})
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE TABLE {} (a integer)").format(sql.Identifier(table)))
+        cur.execute(sql.SQL("CREATE VIEW {} AS SELECT 1 AS a").format(
+            sql.Identifier(f"{table}_view")))
+    conn.commit()
+    before = user_tables(conn)
+    try:
+        refusals = {
+            "nosuch_schema_x.images": ("fail", "schema nosuch_schema_x does not exist"),
+            "pg_catalog.pg_class": ("replace", "is in the system schema pg_catalog"),
+            "pg_class": ("replace", "is in the system schema pg_catalog"),
+            "information_schema.tables": ("replace", "system schema information_schema"),
+            f"{table}_view": ("replace", "is a view, not a table"),
+            table: ("append", f"table {table} is not an image table"),
+        }
+        for target, (if_exists, message) in refusals.items():
+            with pytest.raises(UsageError, match=message) as info:
+                load_images(dsn, str(root), target, if_exists=if_exists)
+            assert "\n" not in str(info.value) and "Traceback" not in str(info.value)
+        assert user_tables(conn) == before and not staging_tables(conn)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(
+                sql.Identifier(f"{table}_view")))
+        conn.commit()

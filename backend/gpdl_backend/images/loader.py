@@ -26,6 +26,7 @@ from psycopg2 import sql
 from gpdl_backend import engine as engines
 from gpdl_backend.client import (
     TableName,
+    check_writable,
     connect,
     connect_async,
     execute_on,
@@ -140,12 +141,15 @@ def load_images(
     try:
         engine = engines.probe(conn, num_segments)
         with conn.cursor() as cur:
+            check_writable(cur, target)
             exists = table_exists(cur, target)
             if if_exists == "fail":
                 for taken in (target, target.with_suffix("_errors")):
                     if table_exists(cur, taken):
                         raise UsageError(f"table {taken} already exists; "
                                          "pass if_exists='replace' or 'append'")
+            if exists and if_exists == "append":
+                _check_image_table(cur, target)
         conn.commit()
         staging = TableName(target.schema, f"{STAGING_PREFIX}{secrets.token_hex(6)}")
         statements = engine.read_images_statements(staging.identifier, _read_args(
@@ -171,6 +175,21 @@ def load_images(
             session.close()
         conn.close()
     return LoadResult(str(target), images, rows, error_count, total, time.monotonic() - started)
+
+
+IMAGE_COLUMNS = ("fullpaths", "names", "y", "dims", "x")
+"""What an image table has (``image_table_ddl``) and what an append writes."""
+
+
+def _check_image_table(cur, target: TableName) -> None:
+    """Refuse to append to a table that is not an image table (before any work)."""
+    cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                "AND attnum > 0 AND NOT attisdropped", (target.identifier.as_string(cur),))
+    missing = set(IMAGE_COLUMNS) - {row[0] for row in cur.fetchall()}
+    if missing:
+        raise UsageError(f"table {target} is not an image table (no column "
+                         f"{', '.join(sorted(missing))}); append to a table gpdl loaded, "
+                         "or load into a new one")
 
 
 def _positive_int(value: object) -> bool:
