@@ -31,6 +31,7 @@ from psycopg2 import sql
 from gpdl_backend import engine as engines
 from gpdl_backend.client import (
     TableName,
+    check_writable,
     connect,
     raise_from_server,
     session,
@@ -205,6 +206,7 @@ def _plan(cur, model: TableName, test: TableName, target: TableName, mst_key: in
     if compile_params is None:
         raise UsageError(f"{info} has no compile_params for mst_key {mst_key}")
     params = parse_compile_params(compile_params)
+    check_writable(cur, target)
     if table_exists(cur, target):
         raise UsageError(f"table {target} already exists; drop it or name another output")
     cur.execute(sql.SQL("SELECT __dist_key__, count(*) FROM {} GROUP BY 1 ORDER BY 1").format(

@@ -43,7 +43,7 @@ from psycopg2 import sql
 
 from gpdl_backend import engine as engines
 from gpdl_backend import selection
-from gpdl_backend.client import TableName, session, table_exists, table_name
+from gpdl_backend.client import TableName, check_writable, session, table_exists, table_name
 from gpdl_backend.errors import UsageError
 
 __all__ = [
@@ -423,6 +423,7 @@ def _write_selection(
         with conn.cursor() as cur:
             check_arch_table(cur, arch)
             check_model_ids(cur, arch, sorted({c.model_id for c in configs}))
+            check_writable(cur, target)
             exists = table_exists(cur, target) or table_exists(cur, summary)
             if exists and if_exists == "fail":
                 raise UsageError(f"model selection table {target} already exists; pass "

@@ -39,7 +39,14 @@ import psycopg2
 from psycopg2 import sql
 
 from gpdl_backend import engine as engines
-from gpdl_backend.client import TableName, execute_async, session, table_exists, table_name
+from gpdl_backend.client import (
+    TableName,
+    check_writable,
+    execute_async,
+    session,
+    table_exists,
+    table_name,
+)
 from gpdl_backend.errors import UsageError
 from gpdl_backend.server.inference import check_fits
 
@@ -401,6 +408,7 @@ def _predict_with(dsn: str, resolve: Callable[[Any], _ModelSource], test_table: 
         engine = engines.probe(conn, num_segments)
         with conn.cursor() as cur:
             _check_test(cur, test, id_col)
+            check_writable(cur, target)
             if table_exists(cur, target) and if_exists == "fail":
                 raise UsageError(f"table {target} already exists; pass if_exists='replace'")
             source = resolve(cur)

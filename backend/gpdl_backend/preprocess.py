@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from psycopg2 import sql
 
 from gpdl_backend import engine as engines
-from gpdl_backend.client import TableName, session, table_exists, table_name
+from gpdl_backend.client import TableName, check_writable, session, table_exists, table_name
 from gpdl_backend.errors import UsageError
 
 # A buffer is what a segment decodes at once; keep it a modest allocation.
@@ -158,6 +158,7 @@ def _pack(dsn, source_table, output_table, training_table, buffer_size, normaliz
                 classes = [row[0] for row in cur.fetchall()]
             if len(classes) > 32767:
                 raise UsageError(f"{len(classes)} classes: at most 32767 are supported")
+            check_writable(cur, output)
             if table_exists(cur, output) or table_exists(cur, output.with_suffix("_summary")):
                 if if_exists == "fail":
                     raise UsageError(

@@ -144,6 +144,9 @@ def test_fit_alias_and_notices_report_progress(dsn: str, mst: str) -> None:
     (("no_such_packed", "{out}", "{mst}", 1), "no_such_packed is not a packed table"),
     (("trainer_train", "{out}", "no_such_mst", 1), "model selection table no_such_mst"),
     (("trainer_train", "{out}", "{mst}", 0), "num_iterations must be a positive integer"),
+    (("trainer_train", "nosuch_schema_q.{out}", "{mst}", 1),
+     "schema nosuch_schema_q does not exist"),
+    (("trainer_train", "pg_catalog.{out}", "{mst}", 1), "in the system schema pg_catalog"),
 ])
 def test_fit_refusals_leave_no_table(dsn: str, mst: str, arguments: tuple,
                                      expected: str) -> None:
@@ -167,6 +170,12 @@ def test_model_table_refusals(dsn: str, data: dict[str, int]) -> None:
         (h.ARCH, mst, [data["good"]], [h.FIT])).lower()
     assert "Keras" in refusal(dsn, "SELECT gpdl.load_keras_model(%s, %s)",
                               (unique("sqlapi_arch"), '{"class_name": "Nope"}'))
+    assert "in the system schema pg_catalog" in refusal(
+        dsn, "SELECT gpdl.load_model_selection_table(%s, %s, %s, %s, %s)",
+        (h.ARCH, f"pg_catalog.{mst}", [data["good"]], [h.COMPILE], [h.FIT]))
+    assert "schema nosuch_schema_q does not exist" in refusal(
+        dsn, "SELECT gpdl.training_preprocessor_dl('trainer_images', %s, 'y', 'x')",
+        (f"nosuch_schema_q.{mst}",))
     assert "dependent_varname must be 'y'" in refusal(
         dsn, "SELECT gpdl.training_preprocessor_dl('trainer_images', %s, 'label', 'x')",
         (unique("sqlapi_packed"),))

@@ -21,7 +21,14 @@ from psycopg2.extensions import AsIs
 
 import gpdl_backend
 from gpdl_backend import engine as engines
-from gpdl_backend.client import TableName, qualified, session, table_exists, table_name
+from gpdl_backend.client import (
+    TableName,
+    check_writable,
+    qualified,
+    session,
+    table_exists,
+    table_name,
+)
 from gpdl_backend.errors import GpdlError, UsageError
 from gpdl_backend.mop import registry, tables
 from gpdl_backend.mop.driver import Config, Driver, Event, JobPlan, Segment, lock_job
@@ -388,6 +395,7 @@ def _new_plan(conn, dsn, output, source, mst_table, validation, num_iterations, 
         previous = _previous_weights(cur, output) if warm_start else {}
         if warm_start and not previous:
             raise UsageError(f"warm_start: {output.model} holds no weights to start from")
+        check_writable(cur, output.model)
         if not warm_start and any(table_exists(cur, t) for t in output.all()):
             raise UsageError(f"table {output.model} (or its _info/_summary/_progress) already "
                              "exists; drop it or pass warm_start=True")

@@ -18,7 +18,7 @@ from psycopg2 import sql
 
 from gpdl_backend.automl.params import AutomlParams, format_automl_params, parse_automl_params
 from gpdl_backend.automl.space import SearchSpace
-from gpdl_backend.client import TableName, session, table_exists, table_name
+from gpdl_backend.client import TableName, check_writable, session, table_exists, table_name
 from gpdl_backend.errors import UsageError
 from gpdl_backend.model_tables import check_arch_table, check_model_ids, create_selection_tables
 from gpdl_backend.mop import tables
@@ -114,6 +114,8 @@ def plan_search(
         with conn.cursor() as cur:
             check_arch_table(cur, arch)
             check_model_ids(cur, arch, sorted(set(model_id_list)))
+            check_writable(cur, output.model)
+            check_writable(cur, selection)
             for table in [*output.all(), selection, selection.with_suffix("_summary")]:
                 if table_exists(cur, table):
                     raise UsageError(f"table {table} already exists: a search makes its "
