@@ -101,7 +101,8 @@ def install_if_needed(dsn: str, servers_dir: str | None = None) -> InstallResult
         install_if_needed(server.dsn(), servers_dir=str(server.servers_dir))
     """
     paths = default_site_paths()
-    with session(dsn, readonly=True) as conn, conn.cursor() as cur:
+    # Not read-only: Greenplum's engine probe writes a temporary table.
+    with session(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('gpdl.config') IS NOT NULL "
                     "AND to_regclass('gpdl.installed_object') IS NOT NULL")
         recorded = _recorded(cur) if cur.fetchone()[0] else {}
