@@ -148,19 +148,20 @@ def _secret(args: argparse.Namespace) -> str | None:
 
 
 def cmd_servers(args: argparse.Namespace) -> int:
-    from gpdl_backend.servers import list_servers
+    from gpdl_backend.servers import describe_server, list_servers
     from gpdl_jupyter import api
 
     if args.action == "add":
         secret = _secret(args)  # before connecting: a missing secret fails at once
         path = api.add_server(args.name, endpoint_url=args.endpoint_url, key=args.key,
-                              secret=secret, region=args.region,
-                              servers_dir=args.servers_dir, dsn=_dsn(args))
+                              secret=secret, region=args.region, base_path=args.base_path,
+                              roles=tuple(args.roles), servers_dir=args.servers_dir,
+                              dsn=_dsn(args))
         print(f"server config {args.name!r} written to {path}")  # never the secret
     else:
-        for name in list_servers(Path(args.servers_dir) if args.servers_dir
-                                 else api.servers_dir(dsn=_dsn(args))):
-            print(name)
+        where = Path(args.servers_dir) if args.servers_dir else api.servers_dir(dsn=_dsn(args))
+        for name in list_servers(where):
+            print(describe_server(where, name))
     return 0
 
 
@@ -368,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     servers.add_argument("--dsn", help="the database whose recorded servers_dir to use")
     servers.add_argument("--servers-dir",
                          help="write there instead of the directory gpdl install recorded")
+    servers.add_argument("--base-path", metavar="URL",
+                         help="the path or URL the config opens to --role roles "
+                         "(s3://bucket/images, /data/images); superusers read anywhere")
+    servers.add_argument("--role", action="append", default=[], dest="roles",
+                         help="a database role that may use the config (repeatable); "
+                         "default: superusers only")
     servers.add_argument("--endpoint-url")
     servers.add_argument("--region")
     servers.add_argument("--key", help="access key id")

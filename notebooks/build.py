@@ -312,11 +312,14 @@ OBJECT_STORAGE = [
 
         `gpdl.add_server` is `gpdl servers add` from Python: it writes
         `<servers_dir>/<name>.json` (mode 0600) where the database reads it.
-        SQL and the magics only name it: `--server fashion_s3`.
+        SQL and the magics only name it: `--server fashion_s3`. A superuser
+        may use any config; other roles only one that names them (here every
+        `gpdl_user`), for locations under its base path (README "Security").
         """),
     code("""
         gpdl.add_server("fashion_s3", endpoint_url=endpoint, region="us-east-1",
-                        key="demo", secret="demo-secret")
+                        key="demo", secret="demo-secret",
+                        base_path=f"s3://{BUCKET}", roles=("gpdl_user",))
         """),
     md("""
         ## Load, as from a folder

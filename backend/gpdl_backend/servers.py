@@ -1,7 +1,9 @@
 """Named object-store configs on the database host (PXF's ``SERVER=``).
 
-A config is ``<servers_dir>/<name>.json`` holding fsspec storage options
-(credentials, endpoint). SQL names the config, never the secrets.
+A config is ``<servers_dir>/<name>.json``: fsspec storage options
+(credentials, endpoint), the base path it opens and the roles that may use it
+(the file's format and the rules: ``server.access``). SQL names the config,
+never the secrets.
 """
 
 from __future__ import annotations
@@ -9,25 +11,26 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import re
 from pathlib import Path
 
 from gpdl_backend.embedded import SERVER_USER
 from gpdl_backend.errors import UsageError
-
-# The names the accessor accepts in ``server => ...`` (no path separators).
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+from gpdl_backend.server.access import ServerConfig, check_server_name, load_server_config
 
 
-def check_server_name(name: str) -> str:
-    """Return ``name`` if it is a safe config name, else raise UsageError."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise UsageError(f"server name {name!r} is invalid: use letters, digits, '_', '.', '-'")
-    return name
-
-
-def add_server(servers_dir: Path, name: str, options: dict, owner: str | None = None) -> Path:
+def add_server(
+    servers_dir: Path,
+    name: str,
+    options: dict,
+    owner: str | None = None,
+    base_path: str | None = None,
+    roles: tuple[str, ...] = (),
+) -> Path:
     """Write (or replace) config ``name``; readable by the database server's OS user only.
+
+    Superusers may use every config; other roles only a config that names
+    them (or a role they belong to), for locations under its base path
+    (``access.check_location``).
 
     The file is mode 0600, so it must belong to the OS user the database
     server runs as, which is the one that opens it: ``owner``, as the
@@ -48,23 +51,35 @@ def add_server(servers_dir: Path, name: str, options: dict, owner: str | None = 
             that user. Defaults to None: the embedded server's user
             (``gpdl``) when running as root and that user exists, else the
             caller keeps the file.
+        base_path: the path or URL the config opens to ``roles``
+            (``s3://bucket/images``, ``/data/images``). Defaults to None
+            (superusers only).
+        roles: the database roles that may use it. Defaults to () (superusers only).
 
     Returns:
         The config file's path.
 
     Raises:
-        UsageError: an unsafe name; ``owner`` unknown on this machine, or not
-            the caller when the caller is not root (the server could not read it).
+        UsageError: an unsafe name, an empty base path or role name; ``owner``
+            unknown on this machine, or not the caller when the caller is not
+            root (the server could not read it).
 
     Example:
-        >>> add_server(Path("/var/lib/gpdl/servers"), "minio", {"anon": True}, owner="gpadmin")
+        >>> add_server(Path("/var/lib/gpdl/servers"), "minio", {"anon": True}, owner="gpadmin",
+        ...            base_path="s3://fashion", roles=("analysts",))
         PosixPath('/var/lib/gpdl/servers/minio.json')
     """
     check_server_name(name)
+    if base_path is not None and not base_path:
+        raise UsageError("--base-path must be a path or URL, not empty")
+    if not all(roles):
+        raise UsageError("--role must name a database role, not be empty")
     entry = _owner_entry(owner)
     servers_dir.mkdir(parents=True, exist_ok=True)
     path = servers_dir / f"{name}.json"
-    text = json.dumps({k: v for k, v in options.items() if v is not None}, indent=2)
+    config = {"base_path": base_path, "roles": list(dict.fromkeys(roles)),
+              "storage_options": {k: v for k, v in options.items() if v is not None}}
+    text = json.dumps(config, indent=2)
     # Created 0600 from the start (never readable by others, even briefly), then
     # renamed over any previous config so a reader sees the old or the new one.
     partial = servers_dir / f".{name}.json.partial"
@@ -104,3 +119,14 @@ def _owner_entry(owner: str | None) -> pwd.struct_passwd | None:
 def list_servers(servers_dir: Path) -> list[str]:
     """Names of the configs in ``servers_dir``."""
     return sorted(p.stem for p in servers_dir.glob("*.json")) if servers_dir.exists() else []
+
+
+def describe_server(servers_dir: Path, name: str) -> str:
+    """One line saying whom config ``name`` opens what to; never its storage options."""
+    try:
+        config: ServerConfig = load_server_config(str(servers_dir), name)
+    except UsageError as error:
+        return f"{name}: {error}"
+    roles = ", ".join(config.roles) if config.roles else "none"
+    return (f"{name}: base path {config.base_path or '(none)'}; roles {roles} "
+            "(superusers: any location)")

@@ -23,12 +23,12 @@ def servers_dir(*, dsn: str | None = None) -> Path:
     return _recorded(dsn)[0]
 
 
-def _recorded(dsn: str | None) -> tuple[Path, str]:
+def _recorded(dsn: str | None, roles: tuple[str, ...] = ()) -> tuple[Path, str]:
     """``(servers_dir, server_user)`` recorded by ``gpdl install`` in the database.
 
     Raises:
         UsageError: gpdl is not installed there, or installed by a gpdl that
-            recorded neither.
+            recorded neither; one of ``roles`` is not a role of that database.
     """
     with session(resolve(dsn, False)) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('gpdl.config') IS NOT NULL")
@@ -36,6 +36,12 @@ def _recorded(dsn: str | None) -> tuple[Path, str]:
             raise UsageError("gpdl is not installed in this database: run gpdl install")
         cur.execute(_SERVER_SIDE)
         recorded = dict(cur.fetchall())
+        cur.execute("SELECT r FROM unnest(%s::text[]) r "
+                    "WHERE r NOT IN (SELECT rolname FROM pg_roles)", (list(roles),))
+        unknown = [row[0] for row in cur.fetchall()]
+    if unknown:
+        raise UsageError(f"no role {unknown[0]!r} in this database: create it, or name "
+                         "another with --role")
     missing = [k for k in ("servers_dir", "server_user") if k not in recorded]
     if missing:
         raise UsageError(f"this database records no {' or '.join(missing)}: "
@@ -51,6 +57,8 @@ def add_server(
     secret: str | None = None,
     region: str | None = None,
     options: dict[str, Any] | None = None,
+    base_path: str | None = None,
+    roles: tuple[str, ...] = (),
     servers_dir: str | Path | None = None,
     dsn: str | None = None,
     show_sql: bool = False,
@@ -74,6 +82,11 @@ def add_server(
         secret: secret access key. Defaults to None.
         region: the region name. Defaults to None.
         options: more fsspec storage options, merged last. Defaults to None.
+        base_path: the path or URL the config opens to ``roles``
+            (``s3://bucket/images``, ``/data/images``). Defaults to None.
+        roles: the database roles (or groups) that may use it, for
+            locations under ``base_path``. Defaults to () (superusers only,
+            who read any location).
         servers_dir: write there instead. Defaults to None (the directory
             recorded in the database).
         dsn: the database. Defaults to None (the usual resolution order).
@@ -83,8 +96,9 @@ def add_server(
         The config file's path.
 
     Raises:
-        UsageError: an unsafe name, gpdl not installed in the database, or
-            a server OS user this process cannot write a config for.
+        UsageError: an unsafe name, a role the database does not have, gpdl
+            not installed in the database, or a server OS user this process
+            cannot write a config for.
 
     Example:
         >>> add_server("minio", endpoint_url="http://127.0.0.1:9000", key="K", secret="S")
@@ -104,9 +118,10 @@ def add_server(
         where = str(servers_dir) if servers_dir else "<servers_dir>"
         return shown([f"{_SERVER_SIDE};",
                       call_text("gpdl_backend.servers.add_server", url, where, name,
-                                "<options: credentials not shown>", owner="<server_user>"),
+                                "<options: credentials not shown>", owner="<server_user>",
+                                base_path=base_path, roles=tuple(roles)),
                       f"-- writes {where}/{name}.json (mode 0600, owned by <server_user>) "
                       "on this machine"])
-    recorded_dir, owner = _recorded(dsn)
+    recorded_dir, owner = _recorded(dsn, roles)
     return servers.add_server(Path(servers_dir) if servers_dir else recorded_dir, name, config,
-                              owner=owner)
+                              owner=owner, base_path=base_path, roles=tuple(roles))

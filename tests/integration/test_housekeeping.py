@@ -78,16 +78,21 @@ def test_drop_magic(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
 def test_add_server_writes_where_the_database_reads(dsn: str, servers_dir: Path) -> None:
     assert api.servers_dir(dsn=dsn) == servers_dir
     path = api.add_server("hk_s3", endpoint_url="http://127.0.0.1:9", key="K", secret="S",
-                          region="us-east-1", dsn=dsn)
+                          region="us-east-1", base_path="s3://hk", roles=("gpdl_user",),
+                          dsn=dsn)
     assert path == servers_dir / "hk_s3.json"
     assert json.loads(path.read_text()) == {
-        "key": "K", "secret": "S",
-        "client_kwargs": {"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"}}
+        "base_path": "s3://hk", "roles": ["gpdl_user"], "storage_options": {
+            "key": "K", "secret": "S",
+            "client_kwargs": {"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"}}}
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     shown = api.add_server("hk_s3", key="K", secret="s3cr3t-value", dsn=dsn, show_sql=True)
     assert "servers_dir" in shown and "s3cr3t-value" not in shown
     with pytest.raises(UsageError, match="invalid"):
         api.add_server("../etc", dsn=dsn)
+    with pytest.raises(UsageError, match="no role 'gpdl_no_such_role' in this database"):
+        api.add_server("hk_nobody", roles=("gpdl_no_such_role",), dsn=dsn)
+    assert not (servers_dir / "hk_nobody.json").exists()
     path.unlink()
 
 
@@ -139,14 +144,16 @@ def test_servers_command_uses_the_recorded_directory(own_servers, capsys, monkey
     target, directory = own_servers
     monkeypatch.setenv("HK_SECRET", "s3cr3t-value")  # never on the command line
     code = main(["servers", "add", "hk_cli", "--dsn", target, "--endpoint-url",
-                 "http://127.0.0.1:9", "--key", "K", "--secret-env", "HK_SECRET"])
+                 "http://127.0.0.1:9", "--key", "K", "--secret-env", "HK_SECRET",
+                 "--base-path", "s3://hk/images", "--role", "gpdl_user"])
     out, err = capsys.readouterr()
     assert code == 0 and err == "", err
     path = directory / "hk_cli.json"
     assert out.strip() == f"server config 'hk_cli' written to {path}"
     assert "s3cr3t-value" not in out + err
-    assert json.loads(path.read_text())["secret"] == "s3cr3t-value"
+    assert json.loads(path.read_text())["storage_options"]["secret"] == "s3cr3t-value"
     assert pwd.getpwuid(path.stat().st_uid).pw_name == _server_user(target)
     assert main(["servers", "list", "--dsn", target]) == 0
-    assert capsys.readouterr().out.split() == ["hk_cli"]
+    assert capsys.readouterr().out.splitlines() == [
+        "hk_cli: base path s3://hk/images; roles gpdl_user (superusers: any location)"]
     path.unlink()

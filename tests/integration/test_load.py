@@ -523,8 +523,8 @@ def test_bridge_refuses_bad_arguments(tree) -> None:
         with pytest.raises(GpdlError, match=message):
             list(bridge.read_images(None, None, str(root), **kwargs))
     with pytest.raises(UsageError, match="no files found"):
-        bridge.count_files(None, str(root / "cat" / "*.jpg"))
-    assert bridge.count_files(None, str(root)) == TOTAL
+        bridge.count_files(None, None, str(root / "cat" / "*.jpg"))
+    assert bridge.count_files(None, None, str(root)) == TOTAL
 
 
 @pytest.mark.db

@@ -172,7 +172,7 @@ def test_sql_create_table_as_from_s3(conn, bucket, table) -> None:
 
 def test_credentials_never_reach_sql_or_the_log(dsn, conn, bucket, servers_dir,
                                                 server_logs) -> None:
-    config = json.loads((servers_dir / "minio.json").read_text())
+    config = json.loads((servers_dir / "minio.json").read_text())["storage_options"]
     assert oct((servers_dir / "minio.json").stat().st_mode & 0o777) == "0o600"
     with conn.cursor() as cur:
         cur.execute("SELECT coalesce(string_agg(query, ' '), '') FROM pg_stat_activity")

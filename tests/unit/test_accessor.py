@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.registry import known_implementations
 
 from gpdl_backend.errors import UsageError
-from gpdl_backend.server.accessor import load_server_options, open_filesystem, read_files
+from gpdl_backend.server.accessor import open_filesystem, read_files
 from gpdl_backend.server.fragmenter import FileRef, list_files
 
 
@@ -39,37 +38,6 @@ def memory_files() -> Iterator[list[FileRef]]:
         fs.pipe(f"memory://gpdl-accessor/train/c{i % 3}/{i:02d}.png", f"image {i}".encode())
     yield list(list_files(fs, "memory://gpdl-accessor/train"))
     fs.rm("/gpdl-accessor", recursive=True)
-
-
-def test_no_server_means_no_options(tmp_path: Path) -> None:
-    assert load_server_options(str(tmp_path / "missing"), None) == {}
-
-
-def test_server_options_are_read_from_json(tmp_path: Path) -> None:
-    options = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": "http://h:9"}}
-    (tmp_path / "minio.json").write_text(json.dumps(options))
-    assert load_server_options(str(tmp_path), "minio") == options
-
-
-@pytest.mark.parametrize("name", ["../minio", "a/b", "", ".hidden", "-x", "x y", "x\n"])
-def test_server_name_cannot_escape_the_directory(tmp_path: Path, name: str) -> None:
-    with pytest.raises(UsageError, match="invalid"):
-        load_server_options(str(tmp_path), name)
-
-
-def test_missing_server_names_server_and_directory(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="minio") as caught:
-        load_server_options(str(tmp_path), "minio")
-    assert str(tmp_path) in str(caught.value)
-
-
-@pytest.mark.parametrize("content", ['{"secret": "hunter2",', '["hunter2"]'])
-def test_bad_server_file_never_shows_its_contents(tmp_path: Path, content: str) -> None:
-    (tmp_path / "bad.json").write_text(content)
-    with pytest.raises(UsageError, match="bad") as caught:
-        load_server_options(str(tmp_path), "bad")
-    assert "hunter2" not in str(caught.value)
-    assert caught.value.__cause__ is None and caught.value.__context__ is None
 
 
 def test_open_local_and_memory_filesystems(tmp_path: Path) -> None:

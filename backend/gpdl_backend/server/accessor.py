@@ -1,17 +1,13 @@
 """Accessor: open a location's filesystem and read the bytes of listed files.
 
 Credentials come from named server configs on the database host (like PXF's
-``SERVER=``): ``<servers_dir>/<server>.json`` holds fsspec storage options and
-never travels through SQL text or logs.
+``SERVER=``, see ``access``): they never travel through SQL text or logs.
 
 Runs inside the database server: imports fsspec only.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -24,54 +20,7 @@ from fsspec.registry import known_implementations
 from gpdl_backend.errors import UsageError
 from gpdl_backend.server.fragmenter import FileRef
 
-__all__ = ["load_server_options", "open_filesystem", "read_files"]
-
-_SERVER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-
-
-def load_server_options(servers_dir: str, server: str | None = None) -> dict[str, Any]:
-    """Read the fsspec storage options of a named server config.
-
-    Args:
-        servers_dir: the directory holding ``<server>.json`` files.
-        server: the config's name, or ``None`` for no options. Defaults to ``None``.
-
-    Returns:
-        The options, e.g. ``{"key": ..., "secret": ...,
-        "client_kwargs": {"endpoint_url": ...}}``; ``{}`` when ``server`` is None.
-
-    Raises:
-        UsageError: a bad name, or no readable JSON object in that file (the
-            message never shows the file's contents).
-
-    Example:
-        >>> load_server_options("/etc/gpdl/servers", "minio")["client_kwargs"]
-        {'endpoint_url': 'http://127.0.0.1:9000'}
-    """
-    if server is None:
-        return {}
-    if not isinstance(server, str) or not _SERVER_NAME.fullmatch(server):
-        raise UsageError(f"server name {server!r} is invalid: use letters, digits, '_', '.', '-'")
-    path = os.path.join(servers_dir, f"{server}.json")
-    if not os.path.isfile(path):
-        raise UsageError(f"server {server!r} is not configured: no {server}.json in {servers_dir}")
-    options, problem = _read_json(path)
-    if problem is None and not isinstance(options, dict):
-        problem = f"{path} must hold a JSON object"
-    if problem is not None:
-        raise UsageError(f"server {server!r}: {problem}")  # raised here: nothing chained
-    return options
-
-
-def _read_json(path: str) -> tuple[Any, str | None]:
-    """Return (value, None), or (None, problem) without quoting the file's text."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file), None
-    except OSError as error:
-        return None, f"cannot read {path}: {error.strerror}"
-    except ValueError as error:  # JSONDecodeError keeps the whole text in .doc
-        return None, f"{path} is not valid JSON (line {getattr(error, 'lineno', '?')})"
+__all__ = ["open_filesystem", "read_files"]
 
 
 def open_filesystem(location: str, options: dict[str, Any] | None = None) -> tuple[Any, str]:
@@ -80,7 +29,7 @@ def open_filesystem(location: str, options: dict[str, Any] | None = None) -> tup
     Args:
         location: a path or URL (``"/data/train"``, ``"s3://bucket/train"``).
         options: storage options for the filesystem, e.g. from
-            ``load_server_options``. Defaults to ``None`` (no options).
+            a server config (``access.load_server_config``). Defaults to ``None`` (no options).
 
     Returns:
         ``(fs, path)``: the filesystem and the location in its path form.

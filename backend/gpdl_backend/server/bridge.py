@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from gpdl_backend.errors import ImageDecodeError, UsageError
-from gpdl_backend.server import accessor, fragmenter, resolver
+from gpdl_backend.server import access, accessor, fragmenter, resolver
 
 # PostgreSQL refuses a field over 1 GB; stay well below it, leaving room for
 # the copies a value makes between Python and the server.
@@ -26,12 +26,19 @@ def _settings(GD: Any) -> dict:
     return GD.get("gpdl.settings", {}) if GD is not None else {}
 
 
-def _open(GD: Any, location: str, server: str | None):
+def _open(plpy: Any, GD: Any, location: str, server: str | None):
+    """The filesystem of ``location``, once the calling role may read it (see ``access``).
+
+    Outside the server (``GD`` None, the tests' in-process calls) there is no
+    role: the OS user's own access applies.
+    """
     if not location or not isinstance(location, str):
         raise UsageError("location must be a non-empty path or URL")
-    options = accessor.load_server_options(
+    config = None if server is None else access.load_server_config(
         _settings(GD).get("servers_dir", "/etc/gpdl/servers"), server)
-    fs, _ = accessor.open_filesystem(location, options)
+    if GD is not None:
+        access.check_location(location, config, access.caller(plpy, config))
+    fs, _ = accessor.open_filesystem(location, config.storage_options if config else None)
     return fs
 
 
@@ -50,13 +57,13 @@ def _listing_error(location: str, server: str | None, error: Exception) -> Usage
     return UsageError(f"cannot list {location}: {text}")
 
 
-def count_files(GD: Any, location: str, server: str | None = None) -> int:
+def count_files(plpy: Any, GD: Any, location: str, server: str | None = None) -> int:
     """The number of files at ``location``; refuses a missing or empty one.
 
     Raises:
         UsageError: missing location, empty location, bad credentials.
     """
-    fs = _open(GD, location, server)
+    fs = _open(plpy, GD, location, server)
     try:
         count = sum(1 for _ in fragmenter.list_files(fs, location))
     except UsageError:
@@ -109,7 +116,7 @@ def read_images(
     if color_mode not in COLOR_MODES:
         raise UsageError(f"color_mode must be one of {COLOR_MODES}, not {color_mode!r}")
     size = _resize_size(resize)
-    fs = _open(GD, location, server)
+    fs = _open(plpy, GD, location, server)
     files = fragmenter.list_files(fs, location)
     mine = fragmenter.for_segment(fragmenter.fragments(files, batch_size), segment, num_segments)
     first: tuple[str, tuple[int, ...]] | None = None

@@ -19,7 +19,7 @@ $$ LANGUAGE plpython3u;
 CREATE FUNCTION gpdl.count_files(location text, server text DEFAULT NULL) RETURNS bigint AS $$
 #PRELUDE
 from gpdl_backend.server import bridge
-return bridge.count_files(GD, location, server)
+return bridge.count_files(plpy, GD, location, server)
 $$ LANGUAGE plpython3u;
 
 CREATE FUNCTION gpdl.read_images(
