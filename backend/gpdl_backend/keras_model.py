@@ -36,7 +36,8 @@ def build_model(model_arch: str | dict) -> Any:
     """A fresh Keras model from its JSON.
 
     Raises:
-        UsageError: the JSON is not a model Keras can build (Keras's message).
+        UsageError: the JSON is not a model Keras can build (Keras's message),
+            or the model has no input shape (nothing to train).
     """
     keras = import_keras()
     text = model_arch if isinstance(model_arch, str) else json.dumps(model_arch)
@@ -54,6 +55,9 @@ def build_model(model_arch: str | dict) -> Any:
         raise UsageError("Keras cannot build this model: the JSON describes a "
                          f"{type(model).__name__}, not a Keras model (expected the output "
                          "of model.to_json())")
+    if not model.built:  # e.g. a Sequential without layers or without an Input
+        raise UsageError("Keras cannot build this model: it has no input shape; start it "
+                         "with keras.Input(shape=...) (a Sequential without layers has none)")
     return model
 
 

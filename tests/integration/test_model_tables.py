@@ -98,6 +98,17 @@ def test_bad_architecture_refused_with_keras_message(dsn: str, conn, arch: str,
     assert fetch(conn, sql.SQL("SELECT to_regclass(%s)"), table) == [(None,)]
 
 
+@pytest.mark.parametrize("layers", [0, 1])
+def test_a_model_without_input_shape_is_refused_in_one_line(dsn: str, conn,
+                                                            layers: int) -> None:
+    keras = keras_model.import_keras()
+    arch = keras.Sequential([keras.layers.Dense(2)][:layers]).to_json()
+    table = unique("arch_empty")
+    with pytest.raises(UsageError, match="no input shape; start it with keras.Input"):
+        load_keras_model(dsn, table, arch)
+    assert fetch(conn, sql.SQL("SELECT to_regclass(%s)"), table) == [(None,)]
+
+
 def test_delete_drops_empty_table(dsn: str, conn) -> None:
     table = unique("arch_del")
     first = load_keras_model(dsn, table, tiny_arch())
