@@ -182,12 +182,9 @@ def check_writable(cur, table: TableName) -> None:
     Raises:
         UsageError: one line naming what is wrong.
     """
-    cur.execute("SELECT n.nspname, c.relkind FROM pg_class c JOIN pg_namespace n "
-                "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
-                (table.identifier.as_string(cur),))
-    found = cur.fetchone()
+    found = _relation(cur, table)
     if found is not None:
-        schema, kind = found
+        schema, _, kind = found
     elif table.schema is None:
         cur.execute("SELECT current_schema()")
         schema, kind = cur.fetchone()[0], None
@@ -216,13 +213,27 @@ def qualified(cur, table: TableName) -> TableName:
     Raises:
         UsageError: there is no such table.
     """
-    cur.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
+    found = _relation(cur, table)
+    if found is None:
+        raise errors.UsageError(f"table {table} does not exist")
+    return TableName(found[0], found[1])
+
+
+def columns_of(cur, table: TableName) -> dict[str, str]:
+    """Column name -> type category (``A`` for arrays) of ``table``, in column order."""
+    cur.execute("SELECT a.attname, t.typcategory FROM pg_attribute a "
+                "JOIN pg_type t ON t.oid = a.atttypid "
+                "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+                "ORDER BY a.attnum", (table.identifier.as_string(cur),))
+    return dict(cur.fetchall())
+
+
+def _relation(cur, table: TableName) -> tuple[str, str, str] | None:
+    """``(schema, name, relkind)`` of the relation ``table`` names, as the search path finds it."""
+    cur.execute("SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n "
                 "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
                 (table.identifier.as_string(cur),))
-    row = cur.fetchone()
-    if row is None:
-        raise errors.UsageError(f"table {table} does not exist")
-    return TableName(row[0], row[1])
+    return cur.fetchone()
 
 
 _SERVER_ERROR = re.compile(r"^(?:gpdl_backend\.errors\.)?(UsageError|ImageDecodeError|"

@@ -32,6 +32,7 @@ from gpdl_backend import engine as engines
 from gpdl_backend.client import (
     TableName,
     check_writable,
+    columns_of,
     connect,
     raise_from_server,
     session,
@@ -143,16 +144,10 @@ def evaluate(
 
 
 # ------------------------------------------------------------------------ internals
-def _columns(cur, table: TableName) -> set[str]:
-    cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                "AND attnum > 0 AND NOT attisdropped", (table.identifier.as_string(cur),))
-    return {row[0] for row in cur.fetchall()}
-
-
 def _require(cur, table: TableName, what: str, columns: tuple[str, ...], hint: str) -> None:
     if not table_exists(cur, table):
         raise UsageError(f"{what} {table} does not exist{hint}")
-    missing = [c for c in columns if c not in _columns(cur, table)]
+    missing = [c for c in columns if c not in columns_of(cur, table)]
     if missing:
         raise UsageError(f"{table} is not a {what}: missing columns {', '.join(missing)}")
 
@@ -174,7 +169,7 @@ def _plan(cur, model: TableName, test: TableName, target: TableName, mst_key: in
     if test_summary is None:
         raise UsageError(f"packed table {test} does not exist")
     _require(cur, test, "packed table", _PACKED_COLUMNS, "")
-    columns = _columns(cur, summary)
+    columns = columns_of(cur, summary)
     cur.execute(sql.SQL("SELECT class_values, num_classes, {} FROM {} LIMIT 1").format(
         sql.Identifier("image_shape") if "image_shape" in columns else sql.SQL("NULL"),
         summary.identifier))

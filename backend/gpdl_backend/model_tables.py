@@ -43,7 +43,14 @@ from psycopg2 import sql
 
 from gpdl_backend import engine as engines
 from gpdl_backend import selection
-from gpdl_backend.client import TableName, check_writable, session, table_exists, table_name
+from gpdl_backend.client import (
+    TableName,
+    check_writable,
+    columns_of,
+    session,
+    table_exists,
+    table_name,
+)
 from gpdl_backend.errors import UsageError
 
 __all__ = [
@@ -379,17 +386,10 @@ def _ensure_arch_table(cur, engine: engines.Engine, table: TableName) -> None:
     ).format(table.identifier, engine.distributed_by("model_id")))
 
 
-def _columns(cur, table: TableName) -> list[str]:
-    cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-                (table.identifier.as_string(cur),))
-    return [row[0] for row in cur.fetchall()]
-
-
 def check_arch_table(cur, table: TableName) -> None:
     if not table_exists(cur, table):
         raise UsageError(f"model architecture table {table} does not exist")
-    missing = [c for c in ARCH_COLUMNS if c not in _columns(cur, table)]
+    missing = [c for c in ARCH_COLUMNS if c not in columns_of(cur, table)]
     if missing:
         raise UsageError(f"{table} is not a model architecture table: missing columns "
                          f"{', '.join(missing)}")
@@ -466,7 +466,7 @@ def _appended(cur, target: TableName, summary: TableName, arch: TableName,
     for table, columns in ((target, SELECTION_COLUMNS), (summary, ("model_arch_table",))):
         if not table_exists(cur, table):
             raise UsageError(f"cannot append: {table} is missing; pass if_exists='replace'")
-        missing = [c for c in columns if c not in _columns(cur, table)]
+        missing = [c for c in columns if c not in columns_of(cur, table)]
         if missing:
             raise UsageError(f"cannot append: {table} lacks columns {', '.join(missing)}")
     cur.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(target.identifier))

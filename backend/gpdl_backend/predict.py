@@ -42,6 +42,7 @@ from gpdl_backend import engine as engines
 from gpdl_backend.client import (
     TableName,
     check_writable,
+    columns_of,
     execute_async,
     session,
     table_exists,
@@ -301,19 +302,10 @@ def predict_image(
 # ------------------------------------------------------------------------ internals
 
 
-def _columns(cur, table: TableName) -> dict[str, str]:
-    """Column name -> type category (``A`` for arrays) of a table."""
-    cur.execute("SELECT a.attname, t.typcategory FROM pg_attribute a "
-                "JOIN pg_type t ON t.oid = a.atttypid "
-                "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
-                (table.identifier.as_string(cur),))
-    return dict(cur.fetchall())
-
-
 def _require(cur, table: TableName, what: str, columns: tuple[str, ...]) -> dict[str, str]:
     if not table_exists(cur, table):
         raise UsageError(f"{what} {table} does not exist")
-    present = _columns(cur, table)
+    present = columns_of(cur, table)
     missing = [c for c in columns if c not in present]
     if missing:
         raise UsageError(f"{table} is not a {what}: missing columns {', '.join(missing)}")

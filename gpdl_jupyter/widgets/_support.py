@@ -8,6 +8,7 @@ import traceback
 from collections.abc import Callable
 from copy import deepcopy
 
+import anywidget
 import ipywidgets as widgets
 import plotly.graph_objects as go
 import psycopg2
@@ -115,6 +116,51 @@ def auto_width() -> widgets.Layout:
 def style_tag(css: str) -> widgets.HTML:
     """An invisible HTML widget that carries a theme's ``<style>`` block."""
     return widgets.HTML(css, layout=widgets.Layout(height="0px", margin="0px"))
+
+
+class _WidthWatcher(anywidget.AnyWidget):
+    """An empty line that tells plotly's charts to re-measure when its width changes.
+
+    plotly's widget (anywidget) draws when its view is made, before the view
+    is in the page, so plotly.js finds no width and keeps its 700 px default;
+    anywidget passes it no resize either. This line is in the page with the
+    chart; a ResizeObserver on it fires once it has its width and whenever the
+    output's width changes (window, side panels), and sends the window
+    ``resize`` event that charts with plotly's ``responsive`` config follow.
+    """
+
+    _esm = """
+function render({ el }) {
+  let last = 0;
+  const observer = new ResizeObserver((entries) => {
+    const width = Math.round(entries[entries.length - 1].contentRect.width);
+    if (width > 0 && width !== last) {
+      last = width;
+      window.dispatchEvent(new Event("resize"));
+    }
+  });
+  observer.observe(el);
+  return () => observer.disconnect();
+}
+export default { render };
+"""
+
+
+def chart_box(figure: go.FigureWidget) -> widgets.VBox:
+    """``figure`` in a box that fills its row, the chart redrawn to the box's width.
+
+    The chart must have no fixed ``width`` in its plotly layout (autosize
+    does the rest); the layout itself is not changed, so ``snapshot()``
+    copies stay as they were. Put the box where the figure would go.
+
+    Example::
+
+        self.figure = go.FigureWidget(layout=theme.layout())
+        children = [header, chart_box(self.figure), table]
+    """
+    figure._config = {**figure._config, "responsive": True}
+    return widgets.VBox([figure, _WidthWatcher(layout=widgets.Layout(height="0px"))],
+                        layout=widgets.Layout(flex="1 1 auto", min_width="0"))
 
 
 def sync_figure(figure: go.FigureWidget) -> None:

@@ -29,6 +29,7 @@ from gpdl_jupyter import api
 from ._support import (
     MIN_REFRESH_SECONDS,
     Updater,
+    chart_box,
     error_output,
     report,
     style_tag,
@@ -89,8 +90,8 @@ class GpuMonitor(widgets.VBox):
         self.figure.update_xaxes(title_text="seconds ago", row=2, col=1)
         self.table = widgets.HTML()
         self.errors = error_output()
-        super().__init__(children=[style_tag(self.theme.css()), self.label, self.figure,
-                                   self.table, self.errors], **kwargs)
+        super().__init__(children=[style_tag(self.theme.css()), self.label,
+                                   chart_box(self.figure), self.table, self.errors], **kwargs)
         self.add_class(self.theme.css_class)
         self.add_class("gpdl-gpu-monitor")
         self.refresh_seconds, self.window = refresh, window

@@ -47,6 +47,7 @@ from ._support import (
     MIN_REFRESH_SECONDS,
     Updater,
     auto_width,
+    chart_box,
     error_output,
     guarded,
     report,
@@ -130,7 +131,7 @@ class LearningCurves(widgets.VBox):
         self.errors = error_output()
         super().__init__(children=[
             style_tag(self.theme.css()), self.header,
-            widgets.HBox([self.metric_buttons, self.show_buttons]), self.figure,
+            widgets.HBox([self.metric_buttons, self.show_buttons]), chart_box(self.figure),
             widgets.HBox([self.sort_dropdown, self.order_button]), self.table,
             widgets.HBox([self.config_dropdown, self.stop_config_button,
                           self.stop_job_button]),

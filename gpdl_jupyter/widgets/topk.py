@@ -24,7 +24,7 @@ from gpdl_backend.images.samples import list_images, read_image, to_png
 from gpdl_backend.mop.progress import best_mst_key, read_progress
 from gpdl_jupyter import api
 
-from ._support import auto_width, error_output, guarded, style_tag, sync_figure
+from ._support import auto_width, chart_box, error_output, guarded, style_tag, sync_figure
 from .theme import Theme, config_colour, get_theme
 
 __all__ = ["TopK"]
@@ -100,7 +100,7 @@ class TopK(widgets.VBox):
         super().__init__(children=[
             style_tag(self.theme.css()), self.header,
             widgets.HBox([self.image_dropdown, self.upload]),
-            widgets.HBox([widgets.VBox([self.image, self.caption]), self.figure]),
+            widgets.HBox([widgets.VBox([self.image, self.caption]), chart_box(self.figure)]),
             self.errors], **kwargs)
         self.add_class(self.theme.css_class)
         self.add_class("gpdl-topk")

@@ -27,6 +27,7 @@ from gpdl_backend import engine as engines
 from gpdl_backend.client import (
     TableName,
     check_writable,
+    columns_of,
     connect,
     connect_async,
     execute_on,
@@ -183,9 +184,7 @@ IMAGE_COLUMNS = ("fullpaths", "names", "y", "dims", "x")
 
 def _check_image_table(cur, target: TableName) -> None:
     """Refuse to append to a table that is not an image table (before any work)."""
-    cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                "AND attnum > 0 AND NOT attisdropped", (target.identifier.as_string(cur),))
-    missing = set(IMAGE_COLUMNS) - {row[0] for row in cur.fetchall()}
+    missing = set(IMAGE_COLUMNS) - set(columns_of(cur, target))
     if missing:
         raise UsageError(f"table {target} is not an image table (no column "
                          f"{', '.join(sorted(missing))}); append to a table gpdl loaded, "
