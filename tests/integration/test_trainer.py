@@ -304,7 +304,9 @@ def stopped_run(dsn: str, ids: dict[str, int]) -> dict:
     h.drop_output(dsn, "tr_stop")
     job = fit_multiple_model(dsn, h.TRAIN, "tr_stop", "tr_stop_mst", STOP_ITERATIONS,
                              metrics_compute_frequency=1, background=True)
-    _wait_for(lambda: _units_of(dsn, "tr_stop", 2) >= 1, what="a unit of mst 2")
+    # Mid-iteration, after one measured iteration: what the weights must match.
+    _wait_for(lambda: any(i >= 1 and m == 2 for i, m, _ in h.progress(dsn, "tr_stop")),
+              what="a unit of mst 2's second iteration")
     job.stop(2)
     _wait_for(lambda: h.info(dsn, "tr_stop")[2]["status"] == tables.STOPPED,
               what="mst 2 stopped")
@@ -342,6 +344,22 @@ def test_stop_one_configuration_others_go_on(dsn: str, stopped_run: dict) -> Non
     assert len(info[2]["training_loss"]) < STOP_ITERATIONS
     with pytest.raises(UsageError, match="no mst_key 99"):
         TrainingJob.attach(dsn, "tr_stop").stop(99)
+
+
+def test_a_configuration_stopped_mid_iteration_keeps_the_weights_it_was_measured_with(
+        dsn: str, stopped_run: dict) -> None:
+    """Its ``<out>`` weights give its last recorded training loss, not a later hop's."""
+    out = "tr_stop_eval2"
+    h.drop_output(dsn, out)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT gpdl.madlib_keras_evaluate('tr_stop', %s, %s, false, 2)",
+                    (h.TRAIN, out))
+        cur.execute(sql.SQL("SELECT loss FROM {}").format(sql.Identifier(out)))
+        (loss,), = cur.fetchall()
+        cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(out)))
+    recorded = h.info(dsn, "tr_stop")[2]
+    assert recorded["status"] == tables.STOPPED and recorded["training_loss"]
+    assert loss == pytest.approx(recorded["training_loss_final"], rel=1e-6)
 
 
 def test_stop_job_then_resume_finishes(dsn: str, stopped_run: dict) -> None:

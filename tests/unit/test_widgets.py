@@ -502,6 +502,18 @@ def test_figures_keep_their_state_for_views_made_later(every_widget, fake_job):
     assert curves.figure._widget_data[0]["y"] == pytest.approx([0.55, 0.15])
 
 
+def test_charts_follow_their_output_width(every_widget):
+    """No fixed width, plotly's responsive config, and the watcher beside each chart (issue 12)."""
+    for widget in every_widget:
+        figure = getattr(widget, "figure", None)
+        if figure is None:
+            continue
+        box = next(w for w in _tree(widget) if figure in getattr(w, "children", ()))
+        assert figure._config.get("responsive") is True, type(widget).__name__
+        assert any(type(w).__name__ == "_WidthWatcher" for w in box.children)
+        assert figure.layout.width is None and widget.snapshot().layout.width is None
+
+
 def test_topk_first_state_and_upload(every_widget):
     topk = every_widget[3]
     assert topk.image_dropdown.label == topk_module.PLACEHOLDER  # not a blank dropdown
