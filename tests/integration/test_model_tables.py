@@ -104,7 +104,7 @@ def test_a_model_without_input_shape_is_refused_in_one_line(dsn: str, conn,
     keras = keras_model.import_keras()
     arch = keras.Sequential([keras.layers.Dense(2)][:layers]).to_json()
     table = unique("arch_empty")
-    with pytest.raises(UsageError, match="no input shape; start it with keras.Input"):
+    with pytest.raises(UsageError, match=r"no input shape; start it with keras\.Input"):
         load_keras_model(dsn, table, arch)
     assert fetch(conn, sql.SQL("SELECT to_regclass(%s)"), table) == [(None,)]
 

@@ -1,0 +1,177 @@
+"""Every widget's chart fills its output's width in JupyterLab, and follows it (issue 12).
+
+plotly's widget draws before its view is in the page, so without gpdl's fix a
+chart keeps plotly's default 700 px. Here JupyterLab runs one notebook whose
+widgets (learning curves, GPU monitor, top-k) are made without a database, as
+in the unit tests; the test measures each chart's drawn ``svg`` against its
+output area in Debian's chromium, then closes the file browser (the
+notebook widens with no window resize event) and narrows the window,
+measuring again each time. No database; about a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+
+import nbformat
+import pytest
+
+from gpdl_backend.embedded import free_port
+from tests.browser.test_quickstart_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    _lab_settings,
+    _open,
+    _run_all,
+    _shot,
+    _started,
+    _until,
+    _wait_until_all_ran,
+)
+
+pytestmark = [pytest.mark.browser]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+NOTEBOOK = "charts.ipynb"
+FILLED = 0.9
+"""The least share of the room a chart may take (plotly's 700 px fallback is far below)."""
+CELLS = (
+    f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+    "import numpy as np\n"
+    "from gpdl_backend.errors import UsageError\n"
+    "from gpdl_backend.images.samples import ImageRef, StoredImage\n"
+    "from gpdl_backend.mop.job import TrainingJob\n"
+    "from gpdl_jupyter.widgets import GpuMonitor, LearningCurves, TopK\n"
+    "from gpdl_jupyter.widgets import learning_curves as curves_module, topk as topk_module\n"
+    "from tests.unit.test_widgets import CPU_ROWS, config, job_progress\n"
+    "progress = job_progress(config(1, [0.5, 0.9]), config(2, [0.6, 0.7]))\n"
+    "curves_module.read_progress = lambda dsn, out: progress\n"
+    "curves_module.model_names = lambda dsn, out: {1: 'cnn-8'}\n"
+    "def no_job(dsn, table):\n    raise UsageError(f'no training job {table}')\n"
+    "topk_module.read_progress = no_job\n"
+    "topk_module.list_images = lambda dsn, table, limit: [ImageRef('t/1.png', '1.png', 'shoe')]\n"
+    "topk_module.read_image = lambda dsn, table, path: StoredImage(\n"
+    "    ImageRef(path, '1.png', 'shoe'), np.zeros((4, 4, 1), dtype=np.uint8))",
+    "LearningCurves('dbname=none', TrainingJob('dbname=none', 'out'), live=False)",
+    "GpuMonitor('dbname=none', live=False, usage=lambda dsn: CPU_ROWS)",
+    "TopK('dbname=none', 'out', mst_key=1, image_table='images')",
+)
+WIDGETS = ("gpdl-learning-curves", "gpdl-gpu-monitor", "gpdl-topk")
+
+MEASURE = """widget => {
+  const output = widget.closest('.jp-OutputArea-output');
+  const svg = widget.querySelector('.js-plotly-plot .main-svg');
+  const box = svg && svg.closest('.widget-hbox');
+  // top-k: the chart shares its row with the image, so its room is the row less the image
+  const beside = box ? [...box.children].filter(c => !c.contains(svg))
+                            .reduce((w, c) => w + c.getBoundingClientRect().width, 0) : 0;
+  return {room: output.getBoundingClientRect().width - beside,
+          chart: svg ? svg.getBoundingClientRect().width : 0};
+}"""
+
+
+@pytest.fixture(scope="module")
+def lab_page(shared_tmp_factory) -> Iterator:
+    """JupyterLab (no database) with the widgets notebook run in chromium."""
+    root = shared_tmp_factory("gpdl-lab-")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, root / NOTEBOOK)
+    settings = shared_tmp_factory("gpdl-lab-settings-")
+    _lab_settings(settings)
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(shared_tmp_factory("gpdl-lab-workspaces-")),
+           "JUPYTER_CONFIG_DIR": str(shared_tmp_factory("gpdl-lab-config-")),
+           "JUPYTER_RUNTIME_DIR": str(shared_tmp_factory("gpdl-lab-runtime-"))}
+    log = (root / "jupyterlab.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         "--allow-root", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+         "--ServerApp.port_retries=0", "--LabApp.news_url=", "--ServerApp.open_browser=False"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert _until(lambda: _up(f"{base}/api/status?token={token}") or server.poll() is not None,
+                      90) and server.poll() is None, "JupyterLab did not start"
+        with playwright_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                 args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(60_000)
+                _open(page, f"{base}/lab/tree/{NOTEBOOK}?token={token}")
+                _run_all(page)
+                if not _until(lambda: _started(page), 30):
+                    _run_all(page)
+                _wait_until_all_ran(page, 180, "charts")
+                yield page
+            finally:
+                browser.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)  # the session this test started
+            server.wait(timeout=10)
+        log.close()
+
+
+def _up(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def _widths(page) -> dict[str, dict[str, float]]:
+    """``{widget class: {"room": px, "chart": px}}`` of every widget on the page."""
+    return {name: page.locator(f".{name}").first.evaluate(MEASURE) for name in WIDGETS}
+
+
+def _filled(page) -> dict[str, dict[str, float]] | None:
+    """The widths once every chart takes at least FILLED of its room (None if some never do)."""
+    widths = _widths(page)
+    ok = all(w["chart"] >= FILLED * w["room"] for w in widths.values())
+    return widths if ok else None
+
+
+def test_charts_fill_the_output_and_follow_its_width(lab_page) -> None:
+    for name in WIDGETS:
+        lab_page.locator(f".{name} .js-plotly-plot .main-svg").first.wait_for()
+    first = _until(lambda: _filled(lab_page), 15) or _widths(lab_page)
+    print(f"widths at 1400 px: {first}")
+    _shot(lab_page, "chart-widths")
+    assert all(w["chart"] >= FILLED * w["room"] for w in first.values()), first
+    assert all(w["chart"] <= w["room"] + 2 for w in first.values()), first  # no overflow
+
+    # The file browser closes: the notebook widens, and no window resize event says so.
+    lab_page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").first.click()
+    wider = _until(lambda: (w := _filled(lab_page)) and all(
+        w[n]["chart"] > first[n]["chart"] + 150 for n in WIDGETS) and w, 15) \
+        or _widths(lab_page)
+    print(f"widths without the side panel: {wider}")
+    assert all(wider[n]["room"] > first[n]["room"] + 150 for n in WIDGETS), wider  # the set-up
+    assert all(wider[n]["chart"] > first[n]["chart"] + 150 for n in WIDGETS), wider
+    assert all(w["chart"] >= FILLED * w["room"] for w in wider.values()), wider
+
+    lab_page.set_viewport_size({"width": 1000, "height": 1000})  # the window narrows
+    narrow = _until(lambda: (w := _filled(lab_page)) and all(
+        w[n]["chart"] < wider[n]["chart"] - 200 for n in WIDGETS) and w, 15) \
+        or _widths(lab_page)
+    print(f"widths at 1000 px: {narrow}")
+    assert all(narrow[n]["chart"] < wider[n]["chart"] - 200 for n in WIDGETS), narrow
+    assert all(w["chart"] >= FILLED * w["room"] for w in narrow.values()), narrow
+    assert all(w["chart"] <= w["room"] + 2 for w in narrow.values()), narrow  # no overflow
+    _shot(lab_page, "chart-widths-narrow")
