@@ -61,7 +61,8 @@ def count_files(plpy: Any, GD: Any, location: str, server: str | None = None) ->
     """The number of files at ``location``; refuses a missing or empty one.
 
     Raises:
-        UsageError: missing location, empty location, bad credentials.
+        UsageError: a location the calling role may not read (``access``), a
+            missing or empty location, bad credentials.
     """
     fs = _open(plpy, GD, location, server)
     try:
