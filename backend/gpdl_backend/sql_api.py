@@ -200,8 +200,9 @@ def _launch(plpy: Any, GD: dict, dsn: str, output: TableName, background: bool,
         job = qualified(cur, output)
     registry.register(dsn, job, resumed)
     settings = GD["gpdl.settings"]
-    runner.spawn(dsn, job, _server_python(), list(settings["site_paths"]),
-                 Path(os.getcwd()) / "gpdl_jobs")
+    pid = runner.spawn(dsn, job, _server_python(), list(settings["site_paths"]),
+                       Path(os.getcwd()) / "gpdl_jobs")
+    registry.launched(dsn, job, pid)
     if background:
         plpy.notice(f"gpdl: job {job} trains in the background; follow it in gpdl.jobs, "
                     f"stop it with gpdl.stop_job('{job}')")

@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg2
 import psycopg2.errors
@@ -52,6 +56,12 @@ def job_row(dsn: str, job: str) -> dict:
     assert rows, f"no job {job} in gpdl.jobs"
     return dict(zip(("state", "units_done", "units_total", "owner", "driver_pid", "error"),
                     rows[0], strict=True))
+
+
+def driver_log(dsn: str, job: str) -> str:
+    """The end of a job's driver log (on this host, in the coordinator's data directory)."""
+    path = Path(run(dsn, "SHOW data_directory")[0][0]) / "gpdl_jobs" / f"{job}.log"
+    return path.read_text(errors="replace")[-3000:] if path.exists() else f"no {path}"
 
 
 def wait_for(dsn: str, job: str, states: tuple[str, ...], timeout: float = 240) -> dict:
@@ -194,9 +204,32 @@ def test_background_job_outlives_its_connection(dsn: str, mst: str) -> None:
     conn.close()  # the client goes away at once
     assert time.monotonic() - started < 60
     row = wait_for(dsn, job, ("finished", "failed", "lost", "stopped"))
-    assert row["state"] == "finished", row
+    assert row["state"] == "finished", (row, driver_log(dsn, job))
     assert row["units_done"] == row["units_total"] == 2 * 2 * 2
     h.assert_exact_visits(dsn, out, [1, 2], 2, 2)
+
+
+def test_a_starting_job_is_judged_by_its_process(dsn: str) -> None:
+    """Not launched yet: the clock (2 minutes); launched: the process, however slow."""
+    job = unique("public.sqlapi_starting")
+    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                               "gpdl_backend.mop.runner", job])  # names the runner and job
+    try:
+        run(dsn, "INSERT INTO gpdl.job (job, owner, state, heartbeat) "
+                 "VALUES (%s, current_user, 'starting', now())", (job,))
+        assert job_row(dsn, job)["state"] == "starting"  # no pid yet, just launched
+        run(dsn, "UPDATE gpdl.job SET heartbeat = now() - interval '3 minutes' "
+                 "WHERE job = %s", (job,))
+        assert job_row(dsn, job)["state"] == "lost"  # no pid, never came up
+        run(dsn, "UPDATE gpdl.job SET driver_host = %s, driver_pid = %s WHERE job = %s",
+            (socket.gethostname(), runner.pid, job))
+        assert job_row(dsn, job)["state"] == "starting"  # slow, but its process lives
+        runner.kill()
+        runner.wait()
+        assert job_row(dsn, job)["state"] == "lost"  # died at start-up: lost at once
+    finally:
+        runner.kill()
+        run(dsn, "DELETE FROM gpdl.job WHERE job = %s", (job,))
 
 
 def test_killed_driver_shows_lost_and_resumes(dsn: str, mst: str) -> None:

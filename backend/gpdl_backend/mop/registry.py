@@ -21,7 +21,8 @@ from psycopg2 import sql
 from gpdl_backend.client import TableName, session
 from gpdl_backend.engine import Engine
 
-__all__ = ["RUNNER_MODULE", "create", "driver_alive", "finished", "heartbeat", "record_of",
+__all__ = ["RUNNER_MODULE", "create", "driver_alive", "finished", "heartbeat", "launched",
+           "record_of",
            "register", "started"]
 
 HEARTBEAT_SECONDS = 5.0  # well inside the 30 s after which gpdl.jobs says lost
@@ -77,6 +78,18 @@ def register(dsn: str, job: TableName, resumed: bool = False) -> None:
                     "VALUES (%s, current_user, %s, now(), %s)", (str(job), STARTING, retries))
 
 
+def launched(dsn: str, job: TableName, pid: int) -> None:
+    """The driver process was started (on this host, as ``pid``); it has not reported yet.
+
+    From here ``gpdl.jobs`` asks the process, not the clock, whether a
+    ``starting`` job is lost: a driver slow to import TensorFlow on a busy
+    host is not.
+    """
+    with session(dsn) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE gpdl.job SET driver_host = %s, driver_pid = %s WHERE job = %s",
+                    (socket.gethostname(), pid, str(job)))
+
+
 def started(dsn: str, job: TableName) -> int:
     """The driver process is up: its host and pid; returns the units the job retried so far."""
     with session(dsn) as conn, conn.cursor() as cur:
@@ -126,13 +139,15 @@ def record_of(cur, job: TableName) -> dict | None:
 
 
 def driver_alive(host: str | None, pid: int | None, job: str) -> bool | None:
-    """Whether the job's driver process still runs; None when it runs on another host.
+    """Whether the job's driver process still runs; None when this host cannot tell.
+
+    None: the driver runs on another host, or no host and pid are recorded yet.
 
     The process's command line must name the runner and the job, so a pid the
     system gave to another process since does not count.
     """
     if host is None or pid is None:
-        return False
+        return None
     if host != socket.gethostname():
         return None
     try:

@@ -41,7 +41,7 @@ REGISTRY_PATIENCE_SECONDS = 60.0
 T = TypeVar("T")
 
 
-def spawn(dsn: str, job: TableName, python: str, paths: list[str], log_dir: Path) -> None:
+def spawn(dsn: str, job: TableName, python: str, paths: list[str], log_dir: Path) -> int:
     """Start the driver of ``job`` as a process of its own, detached from the caller.
 
     Args:
@@ -50,14 +50,18 @@ def spawn(dsn: str, job: TableName, python: str, paths: list[str], log_dir: Path
         python: the interpreter (the server's Python).
         paths: what it puts on ``PYTHONPATH`` (the installed site paths).
         log_dir: where its log goes (``<job>.log``).
+
+    Returns:
+        The driver's pid (the interpreter itself: no shell between).
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), TF_CPP_MIN_LOG_LEVEL="2")
     with open(log_dir / f"{job}.log", "ab") as log:
         # The parent does not wait: a zombie until the backend exits, never a live orphan.
-        subprocess.Popen([python, "-m", registry.RUNNER_MODULE, str(job), dsn],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                         start_new_session=True, env=env, cwd=str(log_dir))
+        process = subprocess.Popen([python, "-m", registry.RUNNER_MODULE, str(job), dsn],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   start_new_session=True, env=env, cwd=str(log_dir))
+    return process.pid
 
 
 def main(job_name: str, dsn: str) -> int:

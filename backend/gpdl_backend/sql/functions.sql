@@ -319,18 +319,20 @@ $$ LANGUAGE plpython3u VOLATILE;
 
 -- A job whose driver process is gone without recording its end is lost:
 -- gpdl.resume_job continues it from its last committed unit. On the driver's own
--- host the process itself decides (a live driver is never lost, so a resume never
--- starts a second one); a driver on another host is lost when silent for 30 s,
--- and one that never came up, 2 minutes after its launch.
+-- host the process itself decides, from its launch on (a live driver is never lost,
+-- so a resume never starts a second one, and a slow start is not a death); a driver
+-- on another host is lost when silent for 30 s, or 2 minutes after its launch when
+-- it never reported.
 CREATE VIEW gpdl.jobs AS
 SELECT job, owner,
-       CASE WHEN state = 'running' THEN
+       CASE WHEN state IN ('running', 'starting') THEN
                  CASE gpdl.driver_alive(driver_host, driver_pid, job)
                       WHEN true THEN state
                       WHEN false THEN 'lost'
-                      ELSE CASE WHEN heartbeat < now() - interval '30 seconds'
+                      ELSE CASE WHEN heartbeat < now() - CASE state
+                                    WHEN 'running' THEN interval '30 seconds'
+                                    ELSE interval '2 minutes' END
                                 THEN 'lost' ELSE state END END
-            WHEN state = 'starting' AND heartbeat < now() - interval '2 minutes' THEN 'lost'
             ELSE state END AS state,
        units_done, units_total, started, ended, driver_host, driver_pid,
        heartbeat AS last_heartbeat, error, unit_retries
