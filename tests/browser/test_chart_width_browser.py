@@ -11,29 +11,22 @@ measuring again each time. No database; about a minute.
 
 from __future__ import annotations
 
-import os
-import secrets
-import signal
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 
-import nbformat
 import pytest
 
-from gpdl_backend.embedded import free_port
 from tests.browser.test_quickstart_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     ROOT,
-    _lab_settings,
+    _lab_server,
     _open,
     _run_all,
     _shot,
     _started,
     _until,
     _wait_until_all_ran,
+    _write_notebook,
 )
 
 pytestmark = [pytest.mark.browser]
@@ -82,57 +75,21 @@ MEASURE = """widget => {
 def lab_page(shared_tmp_factory) -> Iterator:
     """JupyterLab (no database) with the widgets notebook run in chromium."""
     root = shared_tmp_factory("gpdl-lab-")
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
-    nbformat.write(notebook, root / NOTEBOOK)
-    settings = shared_tmp_factory("gpdl-lab-settings-")
-    _lab_settings(settings)
-    port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(shared_tmp_factory("gpdl-lab-workspaces-")),
-           "JUPYTER_CONFIG_DIR": str(shared_tmp_factory("gpdl-lab-config-")),
-           "JUPYTER_RUNTIME_DIR": str(shared_tmp_factory("gpdl-lab-runtime-"))}
-    log = (root / "jupyterlab.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--allow-root", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
-         "--ServerApp.port_retries=0", "--LabApp.news_url=", "--ServerApp.open_browser=False"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert _until(lambda: _up(f"{base}/api/status?token={token}") or server.poll() is not None,
-                      90) and server.poll() is None, "JupyterLab did not start"
-        with playwright_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                                 args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.set_default_timeout(60_000)
-                _open(page, f"{base}/lab/tree/{NOTEBOOK}?token={token}")
-                _run_all(page)
-                if not _until(lambda: _started(page), 30):
-                    _run_all(page)
-                _wait_until_all_ran(page, 180, "charts")
-                yield page
-            finally:
-                browser.close()
-    finally:
-        server.send_signal(signal.SIGTERM)
+    _write_notebook(root / NOTEBOOK, CELLS)
+    with _lab_server(root, shared_tmp_factory) as (base, token), \
+            playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)  # the session this test started
-            server.wait(timeout=10)
-        log.close()
-
-
-def _up(url: str) -> bool:
-    try:
-        urllib.request.urlopen(url, timeout=2).close()
-        return True
-    except OSError:
-        return False
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            _open(page, f"{base}/lab/tree/{NOTEBOOK}?token={token}")
+            _run_all(page)
+            if not _until(lambda: _started(page), 30):
+                _run_all(page)
+            _wait_until_all_ran(page, 180, "charts")
+            yield page
+        finally:
+            browser.close()
 
 
 def _widths(page) -> dict[str, dict[str, float]]:

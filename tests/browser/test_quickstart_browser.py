@@ -17,6 +17,7 @@ top-k widget and the GPU monitor. Screenshots go to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -71,22 +72,22 @@ def _lab_settings(directory: Path) -> None:
     news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
 
 
-@pytest.fixture(scope="module")
-def jupyter_lab(dsn: str, shared_tmp_factory) -> Iterator[tuple[str, str, Path]]:
-    """JupyterLab serving a copy of the quickstart: ``(base URL, token, root dir)``."""
-    root = shared_tmp_factory("gpdl-lab-")
-    shutil.copy(QUICKSTART, root / QUICKSTART.name)
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c)
-                                               for c in WIDGET_CELLS])
+def _write_notebook(path: Path, cells: tuple[str, ...]) -> None:
+    """A Python 3 notebook of ``cells`` (code), not yet run."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
-    nbformat.write(notebook, root / WIDGETS)
+    nbformat.write(notebook, path)
+
+
+@contextlib.contextmanager
+def _lab_server(root: Path, shared_tmp_factory,
+                env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """JupyterLab serving ``root`` on a free loopback port, own settings: ``(base URL, token)``."""
     settings = shared_tmp_factory("gpdl-lab-settings-")
     _lab_settings(settings)
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "DATABASE_URL": dsn, "GPDL_DEMO_LIMIT": "1000",
-           "GPDL_DEMO_DATA": str(shared_tmp_factory("gpdl-lab-data-")),
-           "JUPYTERLAB_SETTINGS_DIR": str(settings),
+    env = {**os.environ, **(env or {}), "JUPYTERLAB_SETTINGS_DIR": str(settings),
            "JUPYTERLAB_WORKSPACES_DIR": str(shared_tmp_factory("gpdl-lab-workspaces-")),
            "JUPYTER_CONFIG_DIR": str(shared_tmp_factory("gpdl-lab-config-")),
            "JUPYTER_RUNTIME_DIR": str(shared_tmp_factory("gpdl-lab-runtime-"))}
@@ -108,7 +109,7 @@ def jupyter_lab(dsn: str, shared_tmp_factory) -> Iterator[tuple[str, str, Path]]
                     pytest.fail("JupyterLab did not start:\n"
                                 + (root / "jupyterlab.log").read_text()[-3000:])
                 time.sleep(0.5)
-        yield base, token, root
+        yield base, token
     finally:
         server.send_signal(signal.SIGTERM)  # shuts its kernels down too
         try:
@@ -117,6 +118,18 @@ def jupyter_lab(dsn: str, shared_tmp_factory) -> Iterator[tuple[str, str, Path]]
             os.killpg(server.pid, signal.SIGKILL)  # the session this test started
             server.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def jupyter_lab(dsn: str, shared_tmp_factory) -> Iterator[tuple[str, str, Path]]:
+    """JupyterLab serving a copy of the quickstart: ``(base URL, token, root dir)``."""
+    root = shared_tmp_factory("gpdl-lab-")
+    shutil.copy(QUICKSTART, root / QUICKSTART.name)
+    _write_notebook(root / WIDGETS, WIDGET_CELLS)
+    with _lab_server(root, shared_tmp_factory, {
+            "DATABASE_URL": dsn, "GPDL_DEMO_LIMIT": "1000",
+            "GPDL_DEMO_DATA": str(shared_tmp_factory("gpdl-lab-data-"))}) as (base, token):
+        yield base, token, root
 
 
 @pytest.fixture(scope="module")
