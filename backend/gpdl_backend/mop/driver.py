@@ -352,7 +352,8 @@ class Driver:
             iteration == plan.num_iterations
         metrics: dict[int, dict[str, tuple[float, float | None]]] = {}
         self._on_control(f"fold iteration {iteration}",
-                         lambda: self._fold_iteration(scheduler.iteration))
+                         lambda: self._fold_iteration(scheduler.iteration,
+                                                      list(scheduler.active_configs)))
         if due:
             metrics = self._evaluate(list(scheduler.active_configs))
         self._on_control(f"record iteration {iteration}",
@@ -373,15 +374,17 @@ class Driver:
                 if attempt == MAX_UNIT_ATTEMPTS:
                     raise FatalError(f"cannot {what}: {error}") from error
 
-    def _fold_iteration(self, iteration: int) -> None:
-        """Move the iteration's last weights into ``<out>`` (idempotent), then reclaim space.
+    def _fold_iteration(self, iteration: int, mst_keys: list[int]) -> None:
+        """Move the iteration's last weights of ``mst_keys`` into ``<out>`` (idempotent),
+        then reclaim space.
 
         Nothing trains meanwhile (the iteration is complete), so the UPDATEs
         wait for no unit; VACUUM keeps the hops' dead weights from piling up
         (Greenplum does not autovacuum user tables).
         """
         out = self.plan.output
-        params = dict(iteration=iteration, last_hop=len(self.plan.segments) - 1)
+        params = dict(iteration=iteration, last_hop=len(self.plan.segments) - 1,
+                      msts=mst_keys)
         conn = self.control.connection()
         with conn.cursor() as cur:
             cur.execute("BEGIN")

@@ -172,17 +172,19 @@ class OutputTables:
     def fold_sql(self) -> list[sql.Composable]:
         """Statements that make ``<out>`` hold the weights at the end of an iteration.
 
-        Parameters: ``iteration`` (0-based) and ``last_hop`` (segments - 1). Only
-        configurations that visited every segment are folded (a configuration
-        stopped mid-iteration keeps the weights it had, the ones last
-        evaluated); then the iteration's hop weights are cleared. Running it
-        twice changes nothing.
+        Parameters: ``iteration`` (0-based), ``last_hop`` (segments - 1) and
+        ``msts``, the configurations still training. Only those are folded: a
+        configuration stopped in this iteration keeps the weights it had, the
+        ones last evaluated, even when its unit in flight at the stop finished
+        the iteration's last hop. Then the iteration's hop weights are cleared.
+        Running it twice changes nothing.
         """
         return [
             sql.SQL(
                 "UPDATE {out} o SET model_weights = h.model_weights, "
                 "optimizer_state = h.optimizer_state FROM {progress} h "
-                "WHERE h.mst_key = o.mst_key AND h.iteration = %(iteration)s "
+                "WHERE h.mst_key = o.mst_key AND o.mst_key = ANY(%(msts)s::int[]) "
+                "AND h.iteration = %(iteration)s "
                 "AND h.hop = %(last_hop)s AND h.model_weights IS NOT NULL").format(
                 out=self.model.identifier, progress=self.progress.identifier),
             sql.SQL(
