@@ -20,6 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg2
+from psycopg2 import sql
+
 from gpdl_backend import datasets
 from gpdl_backend.embedded import EmbeddedServer
 from gpdl_backend.install import install_if_needed
@@ -29,6 +32,8 @@ from gpdl_jupyter.report import CellEvent, NotebookFailed, ReportFiles, run_note
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "notebooks" / "01_quickstart.ipynb"
 """The notebook the demo runs (in the checkout)."""
+QUICKSTART_MODELS = "fashion_models"
+"""The quickstart's fit output, whose first evaluation is its first curve point."""
 
 
 @contextmanager
@@ -94,6 +99,8 @@ def run_demo(home: Path | None = None, port: int | None = None, data_dir: Path |
         env = {"DATABASE_URL": dsn, "GPDL_DEMO_LIMIT": str(limit),
                "GPDL_DEMO_DATA": str(directory)}
         files = run_quickstart(notebook, out_dir or server.home / "demo", env)
+        if notebook == QUICKSTART:
+            _print_time_to_first_curve(dsn, QUICKSTART_MODELS)
         beside = f" (with {files.reveal.name}/ beside it)" if files.reveal else ""
         print(f"\nexecuted notebook: {files.notebook}\nHTML report:       {files.html}\n"
               f"slides:            {files.slides}{beside}")
@@ -117,6 +124,23 @@ def _load_and_pack(directory: Path, dsn: str) -> None:
                        validation_of="fashion_train_packed", if_exists="replace", dsn=dsn)
         print(f"    {packed.images} images in {packed.buffers} buffers over "
               f"{packed.num_segments} segments, classes: {', '.join(packed.class_values)}")
+
+
+def _print_time_to_first_curve(dsn: str, models: str) -> None:
+    """How long the user waited for the first point of the learning curves, and the rest.
+
+    ``metrics_elapsed_time`` counts from the job's start, recorded as the fit
+    call began planning, so its first value is the wait for the first point.
+    """
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT min(metrics_elapsed_time[1]), "
+                            "max(metrics_elapsed_time[cardinality(metrics_elapsed_time)]) "
+                            "FROM {}").format(sql.Identifier(models + "_info")))
+        first, last = cur.fetchone()
+    conn.close()
+    if first is not None:
+        print(f"time to first curve: {first:.1f} s from the fit call to its first "
+              f"evaluated iteration; {last:.1f} s to the last")
 
 
 def _print_cell(event: CellEvent) -> None:

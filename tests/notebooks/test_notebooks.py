@@ -185,3 +185,18 @@ def test_slides_show_the_figures(quickstart_report) -> None:
     assert _plotly_divs(slides) == 2
     assert "plotly.js v" in slides
     assert "# NBVAL_CHECK_OUTPUT" not in slides  # CI checks are skipped in the slides
+
+
+@pytest.mark.db
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_the_demo_prints_its_time_to_first_curve(quickstart_report, notebook_env, capsys) -> None:
+    from gpdl_jupyter import demo
+
+    demo._print_time_to_first_curve(notebook_env["DATABASE_URL"], demo.QUICKSTART_MODELS)
+    line = capsys.readouterr().out
+    match = re.fullmatch(r"time to first curve: ([\d.]+) s from the fit call to its first "
+                         r"evaluated iteration; ([\d.]+) s to the last\n", line)
+    assert match, line
+    first, last = map(float, match.groups())
+    assert 0 < first < last  # the quickstart evaluates each of its iterations
