@@ -8,6 +8,7 @@ unit committed before the fault lost or redone.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,6 +72,23 @@ def _committed(dsn: str, output: str) -> set[tuple]:
                             f"FROM {output}_progress"))
 
 
+def _unit_process_once(dsn: str, output: str, ready: Callable[[], bool]) -> int:
+    """A server process running one of the job's units, once ``ready()`` holds.
+
+    The pid is the one seen with the condition: looked up again, the unit may be done.
+    """
+    seen: list[int] = []
+
+    def found() -> bool:
+        if not ready():
+            return False
+        seen[:] = h.unit_processes(dsn, output)
+        return bool(seen)
+
+    _wait_for(found, what="a unit in flight")
+    return seen[0]
+
+
 def test_terminated_segment_backend_is_retried(dsn: str, ids: dict[str, int]) -> None:
     mst = _two_configs(dsn, ids, "tf_term_mst")
     h.drop_output(dsn, "tf_term")
@@ -80,15 +98,19 @@ def test_terminated_segment_backend_is_retried(dsn: str, ids: dict[str, int]) ->
                              listener=events.append)
     # Mid-hop: a unit committed already (TensorFlow is up), another one running.
     # The process that trains: the backend (PostgreSQL) or the segment's own (Greenplum).
-    _wait_for(lambda: h.progress_count(dsn, "tf_term") >= 1 and
-              bool(h.unit_processes(dsn, "tf_term")), what="a unit in flight")
+    pid = _unit_process_once(dsn, "tf_term", lambda: h.progress_count(dsn, "tf_term") >= 1)
     before = _committed(dsn, "tf_term")
-    os.kill(h.unit_processes(dsn, "tf_term")[0], signal.SIGTERM)
+    os.kill(pid, signal.SIGTERM)
+    killed = h.fetch(dsn, "SELECT clock_timestamp()")[0][0]
     final = job.wait(timeout=180)
     assert final.status == tables.FINISHED
     retries = [e for e in events if e.kind == "retry"]
     assert retries, "the killed unit was not retried"
-    print(f"\nretried after a terminated server process: {retries[0].detail}")
+    segment = int(re.search(r"on segment (\d+)", retries[0].detail).group(1))
+    again = h.fetch(dsn, "SELECT min(finished_at) FROM tf_term_progress "
+                         "WHERE segment = %s AND finished_at > %s", (segment, killed))[0][0]
+    print(f"\nafter a terminated server process its segment committed a unit again "
+          f"{(again - killed).total_seconds():.1f} s later; retried: {retries[0].detail}")
     _assert_complete(dsn, "tf_term", before)
 
 
@@ -105,10 +127,9 @@ def test_a_retried_unit_is_counted_in_gpdl_jobs_and_shown_by_the_cli(
     fit.start()
     try:
         # The runner's sessions are named after the schema-qualified job.
-        _wait_for(lambda: len(h.output_tables_exist(dsn, "tf_retry")) == 4 and
-                  h.progress_count(dsn, "tf_retry") >= 1 and
-                  bool(h.unit_processes(dsn, "%.tf_retry")), what="a unit in flight")
-        os.kill(h.unit_processes(dsn, "%.tf_retry")[0], signal.SIGTERM)
+        os.kill(_unit_process_once(dsn, "%.tf_retry", lambda: len(
+            h.output_tables_exist(dsn, "tf_retry")) == 4 and
+            h.progress_count(dsn, "tf_retry") >= 1), signal.SIGTERM)
     finally:
         fit.join(timeout=240)
     assert exit_code == [0], capsys.readouterr()
