@@ -20,7 +20,9 @@ gpdl's training phase runs from the driver's start (its control session's
 ``backend_start``) to the last unit, so it *includes* each segment backend's
 start-up (TensorFlow import, the partition's first transfer and decode) and
 every per-hop cost; the baseline's fit time excludes the TensorFlow import and
-the export, which are reported beside it.
+the export, which are reported beside it. End to end, what a user waits for is
+compared too: gpdl from the fit call to its last metric (planning and the final
+evaluation included) against export + TensorFlow import + fit + evaluate.
 
 Per-hop overhead: a unit's driver-side time is rebuilt from the listener's
 timestamps (a unit starts when both its segment and its configuration became
