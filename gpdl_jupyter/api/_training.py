@@ -166,12 +166,17 @@ def automl(
 
 def automl_plan(automl_method: str = "hyperband", automl_params: str | None = None, *,
                 source_table: str | None = None, unit_seconds: float | None = None,
+                model_arch_table: str | None = None, model_ids: Sequence[int] | None = None,
+                compile_params_grid: str | Mapping | None = None,
+                fit_params_grid: str | Mapping | None = None,
                 dsn: str | None = None, show_sql: bool = False) -> Table | ShownSql:
     """What a search will train, before it starts: brackets, rungs, units and an ETA.
 
     One call of ``gpdl.automl_plan``. With ``source_table`` the units count its
     segments; the ETA takes ``unit_seconds``, else the mean unit time of the
-    latest job trained on ``source_table``.
+    latest job trained on ``source_table``, else (given the search space:
+    ``model_arch_table``, ``model_ids`` and the grids) a short probe that trains
+    the space's first configuration on one buffer in the server.
 
     Returns:
         One row per bracket and rung (``s, i, n_i, r_i, iterations, units``) and a
@@ -180,10 +185,12 @@ def automl_plan(automl_method: str = "hyperband", automl_params: str | None = No
     Example:
         >>> automl_plan("hyperband", "R=9, eta=3", source_table="train_packed")
     """
-    if source_table is not None:
-        check_tables(source_table)
-    statement = function_call("automl_plan", automl_method, automl_params, source_table,
-                              unit_seconds, rows=True)
+    check_tables(source_table, model_arch_table)
+    statement = function_call(
+        "automl_plan", automl_method, automl_params, source_table, unit_seconds,
+        model_arch_table, None if model_ids is None else list(model_ids),
+        None if compile_params_grid is None else grid_text(compile_params_grid),
+        None if fit_params_grid is None else grid_text(fit_params_grid), rows=True)
     if show_sql:
         return statement.shown()
     return Table(run_rows(resolve(dsn, show_sql), statement))

@@ -62,6 +62,43 @@ def assert_exact_visits(dsn: str, out: str, found: dict[int, dict]) -> None:
     assert set(rows) - begun == expected
 
 
+_PLAN = ("SELECT units, seconds FROM gpdl.automl_plan('asha', 'R=3, eta=3, num_configs=3', "
+         "%s, unit_seconds => %s{}) WHERE i IS NULL")
+_SPACE = (", model_arch_table => %s, model_id_list => %s, compile_params_grid => %s, "
+          "fit_params_grid => %s")
+
+
+def _relations(dsn: str) -> set[str]:
+    return {name for name, in run(dsn, "SELECT oid::regclass::text FROM pg_class "
+                                       "WHERE relkind IN ('r', 'v', 'p')")}
+
+
+def test_plan_probes_the_unit_time_where_no_job_trained(dsn: str, data: dict[str, int]) -> None:
+    """A table no job trained on: the ETA comes from a probe of the space, writing nothing."""
+    from gpdl_backend.preprocess import training_preprocessor
+
+    fresh = "am_probe_packed"
+    training_preprocessor(dsn, "trainer_images", fresh, buffer_size=40, if_exists="replace")
+    before = _relations(dsn)
+    (units, seconds), = run(dsn, _PLAN.format(""), (fresh, None))
+    assert units > 0 and seconds is None  # nothing to measure it from
+    space = (h.ARCH, [data["good"]], COMPILE_GRID, FIT_GRID)
+    (probed_units, probed), = run(dsn, _PLAN.format(_SPACE), (fresh, None, *space))
+    assert probed_units == units and 0 < probed < 600
+    print(f"\nprobed ETA of {units} units on {SEGMENTS} segments: {probed:.1f} s")
+    assert _relations(dsn) == before
+    # The probe trains the space's first configuration: one Keras refuses, in one line.
+    wrong = (h.ARCH, [data["wrong_shape"]], COMPILE_GRID, FIT_GRID)
+    assert f"model_id {data['wrong_shape']}" in refusal(dsn, _PLAN.format(_SPACE),
+                                                        (fresh, None, *wrong))
+    # A unit time given (or measured) is used as it is: no probe runs.
+    (_, given), = run(dsn, _PLAN.format(_SPACE), (fresh, 2.0, *wrong))
+    assert given == pytest.approx(units * 2.0 / SEGMENTS)
+    assert "together" in refusal(dsn, _PLAN.format(", model_arch_table => %s"),
+                                 (fresh, None, h.ARCH))
+    assert _relations(dsn) == before
+
+
 def test_hyperband_schedule_is_madlibs_table(dsn: str) -> None:
     table = unique("hb_schedule")
     run(dsn, "SELECT gpdl.hyperband_schedule(%s, 9, 3)", (table,))

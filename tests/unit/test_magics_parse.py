@@ -322,3 +322,18 @@ def test_table_shows_rows() -> None:
     assert repr(table).splitlines() == ["mst_key  loss", "1        0.1235", "2        -"]
     assert "<td>0.1235</td>" in table._repr_html_()
     assert table[0]["mst_key"] == 1
+
+
+def test_automl_plan_sends_the_whole_space_or_none(shell: RaisingShell) -> None:
+    """With ``--arch`` the plan can probe the unit time; without, the space stays out."""
+    body = ("model_ids: [3]\ncompile: {loss: [mse], optimizer: [SGD]}\n"
+            "fit: {batch_size: [16]}\nmethod: asha\n")
+    shown = shell.run_cell("%%gpdl automl t_packed out out_mst --arch arch --plan --show-sql\n"
+                           + body).result
+    assert shown.startswith("SELECT * FROM gpdl.automl_plan('asha', NULL, 't_packed', NULL, "
+                            "'arch', ARRAY[3], "), shown
+    assert "''loss'': [''mse'']" in shown and "''batch_size'': [16]" in shown
+    shown = shell.run_cell("%%gpdl automl t_packed out out_mst --plan --show-sql\n"
+                           + body).result
+    assert shown == ("SELECT * FROM gpdl.automl_plan('asha', NULL, 't_packed', NULL, NULL, "
+                     "NULL, NULL, NULL);"), shown

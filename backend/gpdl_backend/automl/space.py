@@ -244,15 +244,27 @@ class SearchSpace:
         fit_choice = {axis.key: axis.decode(params[axis.name]) for axis in self.fit_axes}
         return params["model_id"], _compile_string(compile_choice), _fit_string(fit_choice)
 
+    def first_configuration(self) -> tuple[int, str, str]:
+        """The configuration of every parameter's first choice (a range's midpoint).
+
+        Example:
+            >>> SearchSpace.from_grids([3, 4], "{'loss': ['mse'], 'optimizer': ['SGD']}",
+            ...                        "{'batch_size': [16, 32]}").first_configuration()
+            (3, "loss='mse',optimizer='SGD()'", 'batch_size=16,epochs=1')
+        """
+        return self.configuration(self._first_choices(0 if self.optimizer_entries else None))
+
+    def _first_choices(self, entry: int | None) -> dict[str, Any]:
+        base = {axis.name: axis.probes()[0] for axis in self.parameters(entry)}
+        if entry is not None:
+            base[OPTIMIZER_PARAMS_LIST] = entry
+        return base
+
     def _validate(self) -> None:
         """Write each probe value once into an otherwise first-choice configuration."""
         entries = range(len(self.optimizer_entries)) if self.optimizer_entries else [None]
         for entry in entries:
-            axes = self.parameters(entry)
-            base = {axis.name: axis.probes()[0] for axis in axes}
-            if entry is not None:
-                base[OPTIMIZER_PARAMS_LIST] = entry
-            for params in _one_at_a_time(base, axes):
+            for params in _one_at_a_time(self._first_choices(entry), self.parameters(entry)):
                 self.configuration(params)
 
 

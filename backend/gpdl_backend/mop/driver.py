@@ -537,11 +537,12 @@ class Driver:
         config = next(c for c in plan.configs if c.mst_key == unit.config)
         cache_key = f"{plan.source_oid}:{segment.dist_key}"
         visited = self.visits.get(unit.config, [])
-        statement = _TRAIN_SQL.format(
-            packed=plan.source.identifier, progress=plan.output.progress.identifier,
+        call = UNIT_CALL_SQL.format(
+            packed=plan.source.identifier, rows=sql.SQL(""),
             weights=(_HOP_WEIGHTS if visited else _START_WEIGHTS).format(
                 out=plan.output.model.identifier, progress=plan.output.progress.identifier),
             x=sql.SQL("NULL::bytea AS x, NULL::bytea AS y" if cached else "x, y"))
+        statement = _TRAIN_SQL.format(progress=plan.output.progress.identifier, call=call)
         params = dict(
             hop=len(visited),
             previous_key=plan.segments[visited[-1]].dist_key if visited else None,
@@ -680,18 +681,25 @@ def _classify(error: BaseException, session: _Session) -> BaseException:
 # (``WHERE __dist_key__ = k``), never in FROM: Greenplum runs a FROM-clause function
 # on the coordinator, above the Gather Motion. The progress row lands on the same
 # segment (distributed by the same key), so only the starting weights travel to it.
+UNIT_CALL_SQL = sql.SQL(
+    "SELECT p.__dist_key__, gpdl.train_unit(%(token)s, %(cache_key)s, p.buffer_id,"
+    "  %(num_buffers)s, p.x, p.y, p.x_shape, w.model_arch, %(compile)s, %(fit)s,"
+    "  w.model_weights, w.optimizer_state, %(num_classes)s, %(norm)s, %(seed)s, %(threads)s,"
+    "  %(use_gpus)s, %(segment)s, %(use_caching)s) AS r"
+    "  FROM (SELECT __dist_key__, buffer_id, {x}, x_shape FROM {packed}"
+    "   WHERE __dist_key__ = %(key)s{rows}) p"
+    "  CROSS JOIN ({weights}) w"
+)
+"""A unit's call of ``gpdl.train_unit`` (row ``r``) over one segment's packed rows
+(``{rows}``: more conditions on them, or nothing) with the starting weights
+``{weights}`` (``model_arch, model_weights, optimizer_state``)."""
+
 _TRAIN_SQL = sql.SQL(
     "INSERT INTO {progress} (iteration, mst_key, segment, __dist_key__, hop, loss, metric,"
     " images, seconds, model_weights, optimizer_state, metrics_all)"
     " SELECT %(iteration)s, %(mst)s, %(segment)s, s.__dist_key__, %(hop)s, (r).loss,"
     " (r).metric, (r).images, (r).seconds, (r).weights, (r).optimizer_state, (r).metrics"
-    " FROM (SELECT p.__dist_key__, gpdl.train_unit(%(token)s, %(cache_key)s, p.buffer_id,"
-    "  %(num_buffers)s, p.x, p.y, p.x_shape, w.model_arch, %(compile)s, %(fit)s,"
-    "  w.model_weights, w.optimizer_state, %(num_classes)s, %(norm)s, %(seed)s, %(threads)s,"
-    "  %(use_gpus)s, %(segment)s, %(use_caching)s) AS r"
-    "  FROM (SELECT __dist_key__, buffer_id, {x}, x_shape FROM {packed}"
-    "   WHERE __dist_key__ = %(key)s) p"
-    "  CROSS JOIN ({weights}) w) s"
+    " FROM ({call}) s"
 )
 
 # Where a unit's starting weights come from: <out> at the first hop of an iteration,

@@ -453,16 +453,20 @@ $$ LANGUAGE plpython3u VOLATILE;
 
 -- gpdl's plan preview of a search: per bracket (s) and rung (i) its configurations,
 -- iterations, units and seconds; the last row (i NULL) is the total, seconds its ETA
--- (from unit_seconds, else the mean unit of this role's latest job on source_table).
+-- (from unit_seconds, else the mean unit of this role's latest job on source_table,
+-- else, given the search space, a probe training its first configuration on one buffer).
 CREATE FUNCTION gpdl.automl_plan(
     automl_method text DEFAULT 'hyperband', automl_params text DEFAULT NULL,
-    source_table text DEFAULT NULL, unit_seconds double precision DEFAULT NULL
+    source_table text DEFAULT NULL, unit_seconds double precision DEFAULT NULL,
+    model_arch_table text DEFAULT NULL, model_id_list integer[] DEFAULT NULL,
+    compile_params_grid text DEFAULT NULL, fit_params_grid text DEFAULT NULL
 ) RETURNS TABLE (s integer, i integer, n_i integer, r_i integer, iterations integer,
                  units integer, seconds double precision) AS $$
 #PRELUDE
 from gpdl_backend import search_tables, sql_api
 rows = sql_api.call(plpy, search_tables.automl_plan, automl_method, automl_params,
-                    source_table, unit_seconds)
+                    source_table, unit_seconds, model_arch_table, model_id_list,
+                    compile_params_grid, fit_params_grid)
 return [(r["s"], r["i"], r["n_i"], r["r_i"], r["iterations"], r["units"], r["seconds"])
         for r in rows]
 $$ LANGUAGE plpython3u VOLATILE;

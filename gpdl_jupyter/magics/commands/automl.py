@@ -4,7 +4,9 @@ The body is ``select``'s: ``model_ids``, ``compile`` and ``fit`` grids (lists
 of choices, ranges ``[low, high, 'linear' | 'log' | 'log_near_one']``), plus
 ``method`` (hyperband, hyperopt, asha), ``params`` (MADlib's text, or a
 mapping such as ``{R: 9, eta: 3}``) and ``seed``. ``--plan`` shows the
-brackets, rungs, units and ETA without starting. Example::
+brackets, rungs, units and ETA without starting (the ETA from the latest job on
+SOURCE, else from a probe training the space's first configuration on one
+buffer). Example::
 
     %%gpdl automl train_packed search search_mst --arch arch --validation test_packed
     method: asha
@@ -131,9 +133,15 @@ def start(args: argparse.Namespace, body: str | None) -> Any:
             raise UsageError(f"cannot read --space {args.space}: {error.strerror}") from None
     values = settings(args, body)
     if args.plan:
+        # The whole space, or none of it: with it the server can probe the unit time.
+        space = dict(model_arch_table=args.arch, model_ids=values.get("model_ids"),
+                     compile_params_grid=values.get("compile_params_grid"),
+                     fit_params_grid=values.get("fit_params_grid"))
+        if None in (args.arch, space["model_ids"], space["compile_params_grid"]):
+            space = {}
         return api.automl_plan(values.get("automl_method", "hyperband"),
                                values.get("automl_params"), source_table=args.source,
-                               dsn=args.dsn, show_sql=args.show_sql)
+                               dsn=args.dsn, show_sql=args.show_sql, **space)
     missing = [how for name, how in (("model_ids", "--model-ids or model_ids:"),
                                       ("compile_params_grid", "compile: in the space"),
                                       ("fit_params_grid", "fit: in the space"))
