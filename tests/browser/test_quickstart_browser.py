@@ -11,7 +11,12 @@ display), then checks what a user sees: the learning curves' traces and
 legend, k bars in the top-k chart. A second
 notebook, written here, shows the other widgets on the quickstart's tables:
 the architecture editor (visible number fields, add a layer, save), a fresh
-top-k widget and the GPU monitor. Screenshots go to
+top-k widget and the GPU monitor; the top-k widget answers an upload. A
+third notebook retrains as tutorial 03 does (a baseline fit, the editor adds a
+model to the selection, a second fit): Run All is clicked at once, while its
+kernel still starts; each curves widget draws its traces, the retrained one a
+curve more; after a page reload (the kernel live) the curves and the top-k
+chart are drawn again. Screenshots go to
 ``tests/browser/screenshots/`` (or ``$GPDL_SCREENSHOTS``); their paths are printed.
 """
 
@@ -33,6 +38,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from PIL import Image, ImageDraw
 
 from gpdl_backend.embedded import free_port
 
@@ -55,6 +61,26 @@ WIDGET_CELLS = (
 )
 """The other widgets, on the tables the quickstart made (the editor on cnn-8)."""
 NUMBER_FIELDS = 4  # cnn-8: Conv2D filters and kernel, MaxPooling2D pool size, Dense units
+RETRAIN = "retrain.ipynb"
+RETRAIN_CELLS = (
+    "%load_ext gpdl_jupyter\n%gpdl connect",
+    "%%gpdl select retrain_mst --arch fashion_arch --if-exists replace\n"
+    "model_ids: [1]\ncompile:\n  loss: [categorical_crossentropy]\n"
+    "  optimizer_params_list:\n    - optimizer: [Adam]\n      lr: [0.003]\n"
+    "  metrics: [accuracy]\nfit:\n  batch_size: [64]\n  epochs: [1]",
+    "baseline = %gpdl fit fashion_train_packed retrain_base retrain_mst --iterations 2 "
+    "--validation fashion_test_packed --metrics-frequency 1\nbaseline",
+    "baseline.wait()\n"
+    "editor = %gpdl arch fashion_arch --model-id 1 --select retrain_mst\n"
+    "editor.set_layer(0, units=16)\neditor.save(name='cnn-8 wider')\n"
+    "added = editor.add_to_selection()",
+    "retrained = %gpdl fit fashion_train_packed retrain_models retrain_mst --iterations 2 "
+    "--validation fashion_test_packed --metrics-frequency 1\nretrained",
+    "retrained.wait()\ntopk = %gpdl predict retrain_models -k 3 --images fashion_test\n"
+    "topk.image_dropdown.value = topk.image_dropdown.options[1][1]  # a stored image\ntopk",
+)
+"""Tutorial 03's retrain on the quickstart's tables: cnn-8 alone, then with an edited copy."""
+UPLOAD = "upload-check.png"
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium)",
@@ -122,10 +148,11 @@ def _lab_server(root: Path, shared_tmp_factory,
 
 @pytest.fixture(scope="module")
 def jupyter_lab(dsn: str, shared_tmp_factory) -> Iterator[tuple[str, str, Path]]:
-    """JupyterLab serving a copy of the quickstart: ``(base URL, token, root dir)``."""
+    """JupyterLab serving the quickstart and the notebooks here: ``(base URL, token, root)``."""
     root = shared_tmp_factory("gpdl-lab-")
     shutil.copy(QUICKSTART, root / QUICKSTART.name)
     _write_notebook(root / WIDGETS, WIDGET_CELLS)
+    _write_notebook(root / RETRAIN, RETRAIN_CELLS)
     with _lab_server(root, shared_tmp_factory, {
             "DATABASE_URL": dsn, "GPDL_DEMO_LIMIT": "1000",
             "GPDL_DEMO_DATA": str(shared_tmp_factory("gpdl-lab-data-"))}) as (base, token):
@@ -136,10 +163,8 @@ def jupyter_lab(dsn: str, shared_tmp_factory) -> Iterator[tuple[str, str, Path]]
 def page(jupyter_lab) -> Iterator:
     """A chromium page on the quickstart in JupyterLab, logged in with the token.
 
-    Returned once the kernel is idle: Run All clicked while it starts was
-    ignored or met a "Select Kernel" dialog here (on a loaded machine), so the
-    start-up case is covered by the unit test of ``sync_figure`` and by the
-    reload test below (both make views from the kernel's synced state).
+    Returned once the kernel is idle; Run All clicked while a kernel still
+    starts (it can meet a "Select Kernel" dialog) is the retrain notebook's case.
     """
     base, token, _ = jupyter_lab
     with playwright_api.sync_playwright() as playwright:
@@ -186,6 +211,42 @@ def _shot(target, name: str) -> Path:
 def _run_all(page) -> None:
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+
+def _kernel_state(base: str, token: str, notebook: str) -> str:
+    """The server's word on ``notebook``'s kernel: ``starting``, ``idle``... or ``none``."""
+    with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as answer:
+        sessions = json.load(answer)
+    return next((s["kernel"]["execution_state"] for s in sessions
+                 if s["path"] == notebook and s.get("kernel")), "none")
+
+
+def _run_all_at_once(page, base: str, token: str, notebook: str) -> str:
+    """Open ``notebook`` and click Run All at once; returns its kernel's state at the click.
+
+    (The page's own indicator says "idle" before it knows a kernel, so the
+    server is asked.) A click while the menu item is still disabled is
+    repeated, and a "Select Kernel" dialog (Run All met no kernel yet) is
+    answered, until a cell is queued.
+    """
+    page.goto(f"{base}/lab/tree/{notebook}?reset&token={token}")
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    at_click = _kernel_state(base, token, notebook)
+    _run_all(page)
+    deadline, again = time.monotonic() + 120, time.monotonic() + 20
+    while not _started(page):
+        dialog = page.locator(".jp-Dialog .jp-mod-accept")
+        if dialog.count():
+            dialog.first.click()
+        elif time.monotonic() > deadline:
+            _shot(page, "run-all-not-started")
+            pytest.fail("Run All started no cell")
+        elif time.monotonic() > again:
+            page.keyboard.press("Escape")  # a menu left open by a disabled item
+            _run_all(page)
+            again = time.monotonic() + 20
+        page.wait_for_timeout(250)
+    return at_click
 
 
 def _started(page) -> bool:
@@ -239,6 +300,24 @@ def _drawn_lines(plot) -> int:
     """Scatter traces plotly drew with at least two points (an SVG path with a segment)."""
     return plot.locator("g.scatterlayer g.trace path.js-line").evaluate_all(
         "paths => paths.filter(p => /[0-9][ ,]*L/.test(p.getAttribute('d') || '')).length")
+
+
+def _legend(widget) -> list[str]:
+    """The legend entries of ``widget``'s chart, as shown."""
+    return widget.locator(".js-plotly-plot g.legend g.traces").all_text_contents()
+
+
+def _bars(topk) -> list[str]:
+    """The top-k chart's class labels and the bars' percentages, as shown."""
+    plot = topk.locator(".js-plotly-plot")
+    return (plot.locator(".ytick text").all_text_contents()
+            + plot.locator(".bars .point").all_text_contents())
+
+
+def _chosen_text(select) -> str:
+    """The option a dropdown shows as chosen."""
+    return select.evaluate("s => s.options[s.selectedIndex] ? s.options[s.selectedIndex].text"
+                           " : ''").replace("\xa0", " ")  # ipywidgets' nbsp
 
 
 def _visible_number_inputs(widget) -> int:
@@ -333,9 +412,7 @@ def test_editor_shows_editable_fields_and_saves(widgets_page) -> None:
 def test_topk_first_state_says_what_to_do(widgets_page) -> None:
     topk = widgets_page.locator(".gpdl-topk").first
     topk.scroll_into_view_if_needed()
-    chosen = topk.locator("select").first.evaluate(
-        "s => s.options[s.selectedIndex] ? s.options[s.selectedIndex].text : ''")
-    assert "choose a stored image" in chosen.replace("\xa0", " ")  # ipywidgets' nbsp
+    assert "choose a stored image" in _chosen_text(topk.locator("select").first)
     assert topk.locator("img").evaluate_all(
         "imgs => imgs.filter(i => i.offsetParent !== null).length") == 0  # no broken image
     note = topk.locator(".js-plotly-plot .annotation-text", has_text="no image yet")
@@ -346,6 +423,35 @@ def test_topk_first_state_says_what_to_do(widgets_page) -> None:
     _shot(topk, "topk-chosen")
 
 
+def test_topk_answers_an_upload(widgets_page, tmp_path: Path) -> None:
+    """A file set on the upload button replaces the stored image: new bars, its name."""
+    topk = widgets_page.locator(".gpdl-topk").first
+    topk.scroll_into_view_if_needed()
+    select, title = topk.locator("select").first, topk.locator(".js-plotly-plot .gtitle").first
+    select.select_option(index=2)
+    stored = _chosen_text(select).rsplit(" (", 1)[0]  # "name (label)"
+    assert _until(lambda: stored in (title.text_content() or "")), "the stored image not shown"
+    before = _until(lambda: len(bars := _bars(topk)) == 2 * K and bars)
+    assert before, f"the stored image's bars: {_bars(topk)}"
+    image = Image.new("L", (28, 28))
+    ImageDraw.Draw(image).rectangle((9, 2, 18, 25), fill=255)  # a white bar on black
+    image.save(tmp_path / UPLOAD)
+    with widgets_page.expect_file_chooser() as chooser:  # its input is not in the page
+        topk.locator(".widget-upload").click()
+    chooser.value.set_files(str(tmp_path / UPLOAD))
+    assert _until(lambda: UPLOAD in (title.text_content() or "")), \
+        f"the chart still says {title.text_content()!r}"
+    after = _until(lambda: len(bars := _bars(topk)) == 2 * K and bars)
+    assert after and after != before, f"the bars did not change: {after}"
+    caption = topk.locator(".widget-html-content", has_text=UPLOAD)
+    assert _count(caption, 1) == 1  # under the image, not the stored one's name
+    assert stored not in caption.first.inner_text()
+    assert "choose a stored image" in _chosen_text(select)  # no longer names the stored one
+    assert topk.locator("img").evaluate_all(
+        "imgs => imgs.filter(i => i.offsetParent !== null && i.naturalWidth > 0).length") == 1
+    _shot(topk, "topk-uploaded")
+
+
 def test_gpu_monitor_draws_its_hosts(widgets_page) -> None:
     monitor = widgets_page.locator(".gpdl-gpu-monitor").first
     monitor.scroll_into_view_if_needed()
@@ -353,3 +459,71 @@ def test_gpu_monitor_draws_its_hosts(widgets_page) -> None:
     assert _until(lambda: _drawn_lines(monitor) >= 2), "no host was drawn"
     assert monitor.locator("table.gpdl-table tbody tr").count() >= 1
     _shot(monitor, "gpu-monitor")
+
+
+@pytest.fixture(scope="module")
+def retrain_page(ran, jupyter_lab):
+    """The retrain notebook, Run All clicked while its kernel starts, every cell done."""
+    base, token, _ = jupyter_lab
+    started = time.monotonic()
+    at_click = _run_all_at_once(ran, base, token, RETRAIN)
+    print(f"Run All clicked with the kernel: {at_click}")
+    assert at_click in ("none", "starting"), f"kernel {at_click}: not the start-up case"
+    _wait_until_all_ran(ran, RUN_TIMEOUT_S, "retrain")
+    print(f"ran the retrain notebook in JupyterLab in {time.monotonic() - started:.0f} s")
+    return ran
+
+
+def _curves_drawn(page, configurations: tuple[int, ...]) -> list[int]:
+    """Lines drawn by each curves widget, once each has its legend and two lines a curve."""
+    curves = page.locator(".gpdl-learning-curves")
+    assert _count(curves, len(configurations)) == len(configurations)
+    for index, expected in enumerate(configurations):
+        widget = curves.nth(index)
+        widget.scroll_into_view_if_needed()
+        assert _count(widget.locator(".js-plotly-plot g.legend g.traces"), expected) == expected
+        _until(lambda w=widget, n=expected: _drawn_lines(w) >= 2 * n)
+    return [_drawn_lines(curves.nth(i)) for i in range(len(configurations))]
+
+
+def test_curves_draw_after_run_all_while_the_kernel_starts(retrain_page) -> None:
+    lines = _curves_drawn(retrain_page, (1, 2))
+    assert lines[0] >= 2 and lines[1] >= 4, f"lines drawn: {lines} (plotly's empty axes?)"
+    _shot(retrain_page.locator(".gpdl-learning-curves").first, "startup-learning-curves")
+
+
+def test_retrain_draws_one_more_curve(retrain_page) -> None:
+    curves = retrain_page.locator(".gpdl-learning-curves")
+    _curves_drawn(retrain_page, (1, 2))
+    before, after = _legend(curves.nth(0)), _legend(curves.nth(1))
+    assert len(after) == len(before) + 1, (before, after)
+    assert sum("cnn-8 wider" in entry for entry in after) == 1, after  # the edited model
+    assert not any("cnn-8 wider" in entry for entry in before), before
+    assert _drawn_lines(curves.nth(1)) > _drawn_lines(curves.nth(0))
+    _shot(curves.nth(1), "retrain-learning-curves")
+
+
+def _widget_outputs(path: Path) -> int:
+    """Widget views among the saved outputs of the notebook at ``path``."""
+    cells = nbformat.read(path, as_version=4).cells
+    return sum("application/vnd.jupyter.widget-view+json" in output.get("data", {})
+               for cell in cells for output in cell.get("outputs", ()))
+
+
+def test_widgets_draw_again_after_a_page_reload(retrain_page, jupyter_lab) -> None:
+    """The kernel lives on: the views are made anew from its widgets' synced state."""
+    page, root = retrain_page, jupyter_lab[2]
+    page.locator(".jp-NotebookPanel-toolbar [data-command='docmanager:save']").first.click()
+    assert _until(lambda: _widget_outputs(root / RETRAIN) == 3, 30), "the outputs were not saved"
+    page.reload()
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    if not _until(lambda: page.locator(".gpdl-learning-curves").count() == 2):
+        _shot(page, "reload-no-widgets")
+    lines = _curves_drawn(page, (1, 2))
+    assert lines[0] >= 2 and lines[1] >= 4, f"lines drawn after the reload: {lines}"
+    topk = page.locator(".gpdl-topk").first
+    topk.scroll_into_view_if_needed()
+    assert _count(topk.locator(".js-plotly-plot .bars .point"), K) == K
+    assert "top 3" in (topk.locator(".js-plotly-plot .gtitle").first.text_content() or "")
+    _shot(page.locator(".gpdl-learning-curves").nth(1), "reload-learning-curves")
+    _shot(topk, "reload-topk")
