@@ -24,6 +24,8 @@ from gpdl_backend.images.samples import list_images, read_image, to_png
 from gpdl_backend.mop.progress import best_mst_key, read_progress
 from gpdl_jupyter import api
 
+from ._config_table import config_phrases
+from ._names import model_names
 from ._support import auto_width, chart_box, error_output, guarded, style_tag, sync_figure
 from .theme import Theme, config_colour, get_theme
 
@@ -193,7 +195,8 @@ class TopK(widgets.VBox):
             config = read_progress(self.dsn, self.model_table).config(self.mst_key)
         except GpdlError:  # a plain model table without _info: the key alone is enough
             return ""
-        return html.escape(" · " + " · ".join(config.label().split(" · ")[1:]))
+        phrases = config_phrases(config, model_names(self.dsn, self.model_table))
+        return html.escape(" · " + " · ".join(phrases))  # the model's name, as in the curves
 
     def _classify(self, image: bytes, name: str, shown: bytes, caption: str) -> list[dict]:
         rows = api.predict_image(self.model_table, image, mst_key=self.mst_key, k=self.k,

@@ -209,9 +209,13 @@ def test_gpu_monitor_shows_the_hosts(dsn: str) -> None:
 
 
 # --------------------------------------------------------------------- top-k
-def test_topk_draws_k_bars_for_a_stored_image(dsn: str, finished: TrainingJob) -> None:
+def test_topk_draws_k_bars_for_a_stored_image(dsn: str, ids: dict[str, int],
+                                              finished: TrainingJob) -> None:
     widget = TopK(dsn, JOB, k=3, image_table="trainer_valid_images")
     assert widget.mst_key == best_mst_key(dsn, JOB)
+    # The header names the model as the curves do (its name, not "model 1").
+    assert " · good · " in widget.header.value, widget.header.value
+    assert f"model {ids['good']}" not in widget.header.value
     assert len(widget.image_dropdown.options) > 1
     assert widget.bars_count == 0
     widget.image_dropdown.value = widget.image_dropdown.options[1][1]  # as a user would
