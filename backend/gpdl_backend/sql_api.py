@@ -220,11 +220,10 @@ def _server_python() -> str:
 
 def _watch(plpy: Any, dsn: str, job: TableName) -> str:
     """Wait for the job, streaming its progress; a cancelled wait stops the job."""
-    from gpdl_backend.mop.job import TrainingJob
+    from gpdl_backend.mop.job import LOST, TrainingJob
 
     handle = TrainingJob(dsn, str(job))
     reported = (-1, 0)
-    lost_readings = 0
     while True:
         try:
             plpy.execute("SELECT pg_sleep(1)")  # where a cancel request lands
@@ -240,16 +239,10 @@ def _watch(plpy: Any, dsn: str, job: TableName) -> str:
                 _notice_metrics(plpy, status)
             reported = (status.units_done, status.iterations_done)
         if status.status == tables.RUNNING:
-            lost_readings = 0
             continue
         if status.status == tables.FAILED:
             raise _sql_error("FatalError")(f"job {job} failed: {status.error}")
-        if status.status == "lost":
-            # Seen once, cause not found, while a resumed job ran on Greenplum with
-            # its driver alive: believe three readings in a row (2 s), not one.
-            lost_readings += 1
-            if lost_readings < 3:
-                continue
+        if status.status == LOST:  # read three times over (TrainingJob.status)
             raise _sql_error("FatalError")(f"job {job} lost its driver; continue it with "
                                            f"SELECT gpdl.resume_job('{job}')")
         return str(job)

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg2
 import psycopg2.errors
@@ -24,6 +23,7 @@ import pytest
 from psycopg2 import sql
 
 from gpdl_backend.datasets import write_synthetic_images
+from gpdl_backend.mop.job import TrainingJob
 from tests.integration import trainer_helpers as h
 from tests.integration.plain_sql import refusal, run
 
@@ -56,12 +56,6 @@ def job_row(dsn: str, job: str) -> dict:
     assert rows, f"no job {job} in gpdl.jobs"
     return dict(zip(("state", "units_done", "units_total", "owner", "driver_pid", "error"),
                     rows[0], strict=True))
-
-
-def driver_log(dsn: str, job: str) -> str:
-    """The end of a job's driver log (on this host, in the coordinator's data directory)."""
-    path = Path(run(dsn, "SHOW data_directory")[0][0]) / "gpdl_jobs" / f"{job}.log"
-    return path.read_text(errors="replace")[-3000:] if path.exists() else f"no {path}"
 
 
 def wait_for(dsn: str, job: str, states: tuple[str, ...], timeout: float = 240) -> dict:
@@ -204,7 +198,7 @@ def test_background_job_outlives_its_connection(dsn: str, mst: str) -> None:
     conn.close()  # the client goes away at once
     assert time.monotonic() - started < 60
     row = wait_for(dsn, job, ("finished", "failed", "lost", "stopped"))
-    assert row["state"] == "finished", (row, driver_log(dsn, job))
+    assert row["state"] == "finished", (row, h.driver_log(dsn, job))
     assert row["units_done"] == row["units_total"] == 2 * 2 * 2
     h.assert_exact_visits(dsn, out, [1, 2], 2, 2)
 
@@ -247,8 +241,18 @@ def test_killed_driver_shows_lost_and_resumes(dsn: str, mst: str) -> None:
     run(dsn, "UPDATE gpdl.job SET heartbeat = now() - interval '1 hour' WHERE job = %s",
         (job,))
     assert job_row(dsn, job)["state"] == "running"
+    # A driver read as gone for one moment (seen once on each engine, cause not
+    # found) is not lost to the client, which would give up on a healthy job.
+    handle = TrainingJob(dsn, job)
+    run(dsn, "UPDATE gpdl.job SET driver_pid = 0 WHERE job = %s", (job,))
+    back = threading.Timer(0.5, run, (dsn, "UPDATE gpdl.job SET driver_pid = %s "
+                                            "WHERE job = %s", (row["driver_pid"], job)))
+    back.start()
+    assert handle.status().status == "running"
+    back.join()
     os.kill(row["driver_pid"], signal.SIGKILL)
     assert wait_for(dsn, job, ("lost",), timeout=10)["state"] == "lost"
+    assert handle.status().status == "lost"
     # As if the killed driver had retried two units: a resume goes on counting.
     run(dsn, "UPDATE gpdl.job SET unit_retries = 2 WHERE job = %s", (job,))
     run(dsn, "SELECT gpdl.resume_job(%s)", (job,))

@@ -132,7 +132,8 @@ def test_a_retried_unit_is_counted_in_gpdl_jobs_and_shown_by_the_cli(
             h.progress_count(dsn, "tf_retry") >= 1), signal.SIGTERM)
     finally:
         fit.join(timeout=240)
-    assert exit_code == [0], capsys.readouterr()
+    assert exit_code == [0], (capsys.readouterr(), h.driver_log(dsn, h.fetch(
+        dsn, "SELECT job FROM gpdl.job WHERE job LIKE '%.tf_retry'")[0][0]))
     bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     _wait_for(lambda: h.fetch(dsn, "SELECT ended IS NOT NULL FROM gpdl.jobs "
                                    "WHERE job LIKE '%.tf_retry'")[0][0], what="its end")

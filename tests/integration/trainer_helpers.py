@@ -205,3 +205,9 @@ def unit_processes(dsn: str, output: str) -> list[int]:
         "ON c.sess_id = s.sess_id WHERE s.gp_segment_id >= 0 AND c.application_name LIKE %s "
         "AND c.state = 'active' AND s.state = 'active' ORDER BY s.wait_event IS NOT NULL",
         (f"gpdl:{output}:seg%",))]
+
+
+def driver_log(dsn: str, job: str) -> str:
+    """The end of a job's driver log (on this host, in the coordinator's data directory)."""
+    path = Path(fetch(dsn, "SHOW data_directory")[0][0]) / "gpdl_jobs" / f"{job}.log"
+    return path.read_text(errors="replace")[-3000:] if path.exists() else f"no {path}"

@@ -193,6 +193,10 @@ class JobStatus:
     the job together; a unit that failed for good fails the job instead."""
 
 
+LOST = "lost"  # gpdl.jobs' state of a job whose driver is gone
+LOST_READINGS = 3
+
+
 class TrainingJob:
     """A handle on a training job: status, wait, stop (also for jobs run elsewhere)."""
 
@@ -235,7 +239,19 @@ class TrainingJob:
                 set_job_status(plan.dsn, plan.output, tables.FAILED, str(error))
 
     def status(self) -> JobStatus:
-        """Read the job's state from its tables."""
+        """Read the job's state from its tables; ``lost`` only when read three times.
+
+        A driver was once read as gone for one moment while it ran (on both
+        engines, cause not found); a lost job takes two seconds longer to say so.
+        """
+        for _ in range(LOST_READINGS - 1):
+            current = self._read_status()
+            if current.status != LOST:
+                return current
+            time.sleep(1.0)
+        return self._read_status()
+
+    def _read_status(self) -> JobStatus:
         with session(self.dsn) as conn, conn.cursor() as cur:
             if not table_exists(cur, self.output.summary):
                 raise UsageError(f"no training job {self.output.model}")
