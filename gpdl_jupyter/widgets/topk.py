@@ -12,10 +12,12 @@ Example::
 from __future__ import annotations
 
 import html
+import io
 import threading
 from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 import plotly.graph_objects as go
 from traitlets import Int, List, TraitError, Unicode, observe, validate
 
@@ -135,7 +137,8 @@ class TopK(widgets.VBox):
             UsageError: a bad image, model or ``k``.
             ImageDecodeError: the bytes are not an image.
         """
-        rows = self._classify(bytes(image_bytes), name, bytes(image_bytes), html.escape(name))
+        image = bytes(image_bytes)
+        rows = self._classify(image, name, shown_upload(image), html.escape(name))
         if self.image_dropdown.value:  # it no longer names the image shown
             self.image_dropdown.value = ""  # the placeholder ("", as None selects nothing)
         return rows
@@ -220,6 +223,24 @@ class TopK(widgets.VBox):
                 self.figure.layout.title.text = f"top {len(rows)}: {html.escape(name)}"
             sync_figure(self.figure)
         return rows
+
+
+def shown_upload(image: bytes) -> bytes:
+    """An upload as shown: a small one scaled up sharply, as stored images are.
+
+    The browser would stretch a 28×28 upload smoothly into a blur. Bytes that
+    do not decode are shown as sent: the server's decode names the problem.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(image)) as opened:
+            if max(opened.size) >= DISPLAY_SIZE:
+                return image
+            pixels = np.asarray(opened.convert("L" if opened.mode == "L" else "RGB"))
+    except (UnidentifiedImageError, OSError, ValueError):
+        return image
+    return to_png(pixels.reshape(*pixels.shape[:2], -1), min_size=DISPLAY_SIZE)
 
 
 def _waiting_note(stored: bool) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import io
 import json
 from dataclasses import replace
 
@@ -591,3 +592,22 @@ def test_a_failed_call_leaves_the_notebook_bar_red(monkeypatch: pytest.MonkeyPat
         update(4, 4)
     styles = [bar.container.children[1].bar_style for bar in made]
     assert styles == ["danger", "success"]
+
+
+def test_a_small_upload_is_shown_scaled_up_sharply_as_stored_images_are():
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    gray = rng.integers(0, 256, (28, 28, 1), dtype=np.uint8)
+    shown = Image.open(io.BytesIO(topk_module.shown_upload(to_png(gray))))
+    assert shown.size == (196, 196) and shown.mode == "L"  # 7 × 28 ≥ 192
+    assert (np.asarray(shown)[::7, ::7] == gray[:, :, 0]).all()
+    assert (np.asarray(shown)[6::7, 6::7] == gray[:, :, 0]).all()  # blocks, not a blur
+    rgba = io.BytesIO()
+    Image.new("RGBA", (10, 12), (200, 10, 30, 128)).save(rgba, format="PNG")
+    shown = Image.open(io.BytesIO(topk_module.shown_upload(rgba.getvalue())))
+    assert shown.size == (160, 192) and shown.mode == "RGB"
+    large = io.BytesIO()
+    Image.new("RGB", (300, 200)).save(large, format="JPEG")
+    assert topk_module.shown_upload(large.getvalue()) == large.getvalue()
+    assert topk_module.shown_upload(b"not an image") == b"not an image"
