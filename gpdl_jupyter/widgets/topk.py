@@ -238,7 +238,7 @@ def shown_upload(image: bytes) -> bytes:
             if max(opened.size) >= DISPLAY_SIZE:
                 return image
             pixels = np.asarray(opened.convert("L" if opened.mode == "L" else "RGB"))
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
         return image
     return to_png(pixels.reshape(*pixels.shape[:2], -1), min_size=DISPLAY_SIZE)
 
