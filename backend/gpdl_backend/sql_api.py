@@ -220,7 +220,8 @@ def _server_python() -> str:
 
 def _watch(plpy: Any, dsn: str, job: TableName) -> str:
     """Wait for the job, streaming its progress; a cancelled wait stops the job."""
-    from gpdl_backend.mop.job import LOST, TrainingJob
+    from gpdl_backend.mop.job import TrainingJob
+    from gpdl_backend.mop.registry import LOST
 
     handle = TrainingJob(dsn, str(job))
     reported = (-1, 0)

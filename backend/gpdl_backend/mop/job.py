@@ -193,8 +193,7 @@ class JobStatus:
     the job together; a unit that failed for good fails the job instead."""
 
 
-LOST = "lost"  # gpdl.jobs' state of a job whose driver is gone
-LOST_READINGS = 3
+LOST_READINGS = 3  # a lost job is believed on this many readings in a row
 
 
 class TrainingJob:
@@ -246,7 +245,7 @@ class TrainingJob:
         """
         for _ in range(LOST_READINGS - 1):
             current = self._read_status()
-            if current.status != LOST:
+            if current.status != registry.LOST:
                 return current
             time.sleep(1.0)
         return self._read_status()

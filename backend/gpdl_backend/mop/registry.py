@@ -29,6 +29,7 @@ HEARTBEAT_SECONDS = 5.0  # well inside the 30 s after which gpdl.jobs says lost
 RUNNER_MODULE = "gpdl_backend.mop.runner"
 STARTING = "starting"
 RUNNING = "running"
+LOST = "lost"  # gpdl.jobs' state of a job whose driver is gone
 
 
 def create(cur, engine: Engine) -> None:
