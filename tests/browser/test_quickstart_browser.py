@@ -63,7 +63,7 @@ WIDGET_CELLS = (
 NUMBER_FIELDS = 4  # cnn-8: Conv2D filters and kernel, MaxPooling2D pool size, Dense units
 RETRAIN = "retrain.ipynb"
 RETRAIN_CELLS = (
-    "%load_ext gpdl_jupyter\n%gpdl connect",
+    "%load_ext gpdl_jupyter\n%gpdl connect\n%gpdl drop retrain_base retrain_models",
     "%%gpdl select retrain_mst --arch fashion_arch --if-exists replace\n"
     "model_ids: [1]\ncompile:\n  loss: [categorical_crossentropy]\n"
     "  optimizer_params_list:\n    - optimizer: [Adam]\n      lr: [0.003]\n"
@@ -258,7 +258,10 @@ def _started(page) -> bool:
 def _fail_on_errors(page, name: str) -> None:
     """Fail at once on an error output or a widget that cannot display (not at the timeout)."""
     errors = page.locator('[data-mime-type="application/vnd.jupyter.error"], '
-                          '.jp-OutputArea-output:has-text("Error displaying widget")')
+                          '.jp-OutputArea-output:has-text("Error displaying widget"), '
+                          # a magic's refusal: IPython shows its UsageError on stderr
+                          '[data-mime-type="application/vnd.jupyter.stderr"]'
+                          ':has-text("UsageError:")')
     if errors.count():
         _shot(page, f"{name}-error")
         pytest.fail(f"{name}: a cell failed in JupyterLab:\n"
