@@ -507,8 +507,11 @@ def test_retrain_draws_one_more_curve(retrain_page) -> None:
 
 
 def _widget_outputs(path: Path) -> int:
-    """Widget views among the saved outputs of the notebook at ``path``."""
-    cells = nbformat.read(path, as_version=4).cells
+    """Widget views among the saved outputs of the notebook at ``path`` (0 mid-save)."""
+    try:
+        cells = nbformat.read(path, as_version=4).cells
+    except nbformat.reader.NotJSONError:  # JupyterLab is writing it: read it again
+        return 0
     return sum("application/vnd.jupyter.widget-view+json" in output.get("data", {})
                for cell in cells for output in cell.get("outputs", ()))
 
