@@ -12,17 +12,18 @@ Example::
 from __future__ import annotations
 
 import html
+import io
 import threading
 from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 import plotly.graph_objects as go
 from traitlets import Int, List, TraitError, Unicode, observe, validate
 
-from gpdl_backend.errors import GpdlError, ImageDecodeError, UsageError
+from gpdl_backend.errors import GpdlError, UsageError
 from gpdl_backend.images.samples import list_images, read_image, to_png
 from gpdl_backend.mop.progress import best_mst_key, read_progress
-from gpdl_backend.server.resolver import decode
 from gpdl_jupyter import api
 
 from ._config_table import config_phrases
@@ -227,19 +228,19 @@ class TopK(widgets.VBox):
 def shown_upload(image: bytes) -> bytes:
     """An upload as shown: a small one scaled up sharply, as stored images are.
 
-    The browser would stretch a 28×28 upload smoothly into a blur. Decoded as
-    the loader decodes (every Pillow mode); bytes that do not decode are shown
-    as sent, so the server's decode names the problem.
+    The browser would stretch a 28×28 upload smoothly into a blur. Bytes that
+    do not decode are shown as sent: the server's decode names the problem.
     """
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        pixels = decode(image)
-    except ImageDecodeError:
+        with Image.open(io.BytesIO(image)) as opened:
+            if max(opened.size) >= DISPLAY_SIZE:
+                return image
+            pixels = np.asarray(opened.convert("L" if opened.mode == "L" else "RGB"))
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
         return image
-    if max(pixels.shape[:2]) >= DISPLAY_SIZE:
-        return image
-    if (pixels == pixels[:, :, :1]).all():  # a gray image stays one channel
-        pixels = pixels[:, :, :1]
-    return to_png(pixels, min_size=DISPLAY_SIZE)
+    return to_png(pixels.reshape(*pixels.shape[:2], -1), min_size=DISPLAY_SIZE)
 
 
 def _waiting_note(stored: bool) -> dict:
