@@ -309,8 +309,12 @@ class LearningCurves(widgets.VBox):
             for config in progress.configs:
                 legend_side = next((s for s in self._sides if s in shown and (
                     s != "validation" or progress.has_validation)), None)
+                # A configuration added later (a clone) can change what the others share.
+                name = _legend_name(config, progress, self.names)
                 for side in self._sides:
                     trace = self.figure.data[self._traces[(config.mst_key, side)]]
+                    if trace.name != name:
+                        trace.name = name
                     series = config.series(side, self.metric)
                     is_best = best is not None and best.mst_key == config.mst_key \
                         and best.side == side
@@ -420,6 +424,11 @@ class LearningCurves(widgets.VBox):
             self.stop_job_button.disabled = job_disabled
         if self.stop_config_button.disabled != config_disabled:
             self.stop_config_button.disabled = config_disabled
+        # A job that ended has nothing to stop: no bright buttons that do nothing.
+        display = "" if progress.running else "none"
+        for button in (self.stop_config_button, self.stop_job_button):
+            if button.layout.display != display:
+                button.layout.display = display
 
 
 def _title(progress: JobProgress) -> str:

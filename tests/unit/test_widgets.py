@@ -203,6 +203,12 @@ def test_learning_curves_stop_buttons(fake_job):
     widget.stop_config_button.click()
     widget.stop_job_button.click()
     assert fake_job["stops"] == [2, None]
+    fake_job["progress"] = job_progress(config(1, [0.5, 0.6]), config(2, [0.6, 0.7]))
+    widget.refresh()  # the job ended: the buttons go, the dropdown stays
+    assert widget.stop_job_button.disabled and widget.stop_config_button.disabled
+    assert widget.stop_job_button.layout.display == "none"
+    assert widget.stop_config_button.layout.display == "none"
+    assert widget.config_dropdown.layout.display != "none"
 
 
 def test_learning_curves_show_errors_in_the_output(fake_job, monkeypatch):
@@ -545,6 +551,22 @@ def test_learning_curves_say_model_names_and_what_is_best(fake_job):
     assert best.xanchor == "right"  # at the last iteration: the text sits left of the point
     widget.metric = "loss"
     assert widget.figure.layout.annotations[0].text.startswith("lowest validation loss")
+
+
+def test_legend_names_follow_a_configuration_added_later(fake_job):
+    """A clone shares its original's phrases: both legend entries say only what differs."""
+    fake_job["progress"] = job_progress(config(1, [0.5, 0.9], lr=0.1, status="training"),
+                                        status="running")
+    widget = LearningCurves("dbname=none", fake_job["job"], live=False)
+    assert [t.name for t in widget.figure.data if t.showlegend] == \
+        ["cnn-8 · Adam lr=0.1 · batch 16 · epochs 1 · mst 1"]
+    fake_job["progress"] = job_progress(config(1, [0.5, 0.9], lr=0.1, status="training"),
+                                        config(2, [0.6], lr=0.001), status="running")
+    widget.refresh()
+    assert [t.name for t in widget.figure.data if t.showlegend] == \
+        ["Adam lr=0.1 · mst 1", "Adam lr=0.001 · mst 2"]
+    assert {t.name for t in widget.figure.data if t.meta["mst_key"] == 1} == \
+        {"Adam lr=0.1 · mst 1"}  # every side's trace, not only the one in the legend
 
 
 def test_learning_curves_scale_to_the_evaluated_values(fake_job):
