@@ -15,29 +15,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser.test_quickstart_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    ROOT,
-    _lab_server,
-    _open,
-    _run_all,
-    _shot,
-    _started,
-    _until,
-    _wait_until_all_ran,
-    _write_notebook,
-)
+from tests.browser import lab
 
 pytestmark = [pytest.mark.browser]
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+playwright_api = lab.skip_without_chromium()
 
 NOTEBOOK = "charts.ipynb"
 FILLED = 0.9
 """The least share of the room a chart may take (plotly's 700 px fallback is far below)."""
 CELLS = (
-    f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+    f"import sys\nsys.path.insert(0, {str(lab.ROOT)!r})\n"
     "import numpy as np\n"
     "from gpdl_backend.errors import UsageError\n"
     "from gpdl_backend.images.samples import ImageRef, StoredImage\n"
@@ -74,22 +62,13 @@ MEASURE = """widget => {
 @pytest.fixture(scope="module")
 def lab_page(shared_tmp_factory) -> Iterator:
     """JupyterLab (no database) with the widgets notebook run in chromium."""
-    root = shared_tmp_factory("gpdl-lab-")
-    _write_notebook(root / NOTEBOOK, CELLS)
-    with _lab_server(root, shared_tmp_factory) as (base, token), \
-            playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            _open(page, f"{base}/lab/tree/{NOTEBOOK}?token={token}")
-            _run_all(page)
-            if not _until(lambda: _started(page), 30):
-                _run_all(page)
-            _wait_until_all_ran(page, 180, "charts")
-            yield page
-        finally:
-            browser.close()
+    root = shared_tmp_factory("gpdl-charts-")
+    lab.write_notebook(root / NOTEBOOK, CELLS)
+    with lab.lab_server(root, shared_tmp_factory) as (base, token), \
+            lab.browser_page(playwright_api) as page:
+        lab.open_notebook(page, f"{base}/lab/tree/{NOTEBOOK}?token={token}")
+        lab.run_notebook(page, 180, "charts")
+        yield page
 
 
 def _widths(page) -> dict[str, dict[str, float]]:
@@ -107,15 +86,15 @@ def _filled(page) -> dict[str, dict[str, float]] | None:
 def test_charts_fill_the_output_and_follow_its_width(lab_page) -> None:
     for name in WIDGETS:
         lab_page.locator(f".{name} .js-plotly-plot .main-svg").first.wait_for()
-    first = _until(lambda: _filled(lab_page), 15) or _widths(lab_page)
+    first = lab.until(lambda: _filled(lab_page), 15) or _widths(lab_page)
     print(f"widths at 1400 px: {first}")
-    _shot(lab_page, "chart-widths")
+    lab.shot(lab_page, "chart-widths")
     assert all(w["chart"] >= FILLED * w["room"] for w in first.values()), first
     assert all(w["chart"] <= w["room"] + 2 for w in first.values()), first  # no overflow
 
     # The file browser closes: the notebook widens, and no window resize event says so.
     lab_page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").first.click()
-    wider = _until(lambda: (w := _filled(lab_page)) and all(
+    wider = lab.until(lambda: (w := _filled(lab_page)) and all(
         w[n]["chart"] > first[n]["chart"] + 150 for n in WIDGETS) and w, 15) \
         or _widths(lab_page)
     print(f"widths without the side panel: {wider}")
@@ -124,11 +103,11 @@ def test_charts_fill_the_output_and_follow_its_width(lab_page) -> None:
     assert all(w["chart"] >= FILLED * w["room"] for w in wider.values()), wider
 
     lab_page.set_viewport_size({"width": 1000, "height": 1000})  # the window narrows
-    narrow = _until(lambda: (w := _filled(lab_page)) and all(
+    narrow = lab.until(lambda: (w := _filled(lab_page)) and all(
         w[n]["chart"] < wider[n]["chart"] - 200 for n in WIDGETS) and w, 15) \
         or _widths(lab_page)
     print(f"widths at 1000 px: {narrow}")
     assert all(narrow[n]["chart"] < wider[n]["chart"] - 200 for n in WIDGETS), narrow
     assert all(w["chart"] >= FILLED * w["room"] for w in narrow.values()), narrow
     assert all(w["chart"] <= w["room"] + 2 for w in narrow.values()), narrow  # no overflow
-    _shot(lab_page, "chart-widths-narrow")
+    lab.shot(lab_page, "chart-widths-narrow")

@@ -15,18 +15,12 @@ import pytest
 
 from gpdl_jupyter.report import ReportFiles, write_reports
 from gpdl_jupyter.web_assets import WebAssets
+from tests.browser import lab
 from tests.tiny_report import tiny_notebook
 
 pytestmark = [pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium)",
-                allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api")
+playwright_api = lab.skip_without_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +42,8 @@ def offline_browser() -> Iterator[tuple[object, list[str]]]:
         route.abort()
 
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(lab.CHROMIUM),
+                                             args=lab.CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.route(re.compile(r"^(https?|wss?)://"), refuse)
         yield context, remote

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from gpdl_backend.images.loader import load_images
 from gpdl_backend.servers import add_server
 from gpdl_jupyter import api
 from tests.imagefiles import fresh_table, table_images, user_tables, write_class_tree
+from tests.local_servers import wait_until_answering
 
 pytestmark = [pytest.mark.db, pytest.mark.s3]
 
@@ -44,15 +44,8 @@ def moto_endpoint() -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
+        if not wait_until_answering(f"{endpoint}/moto-api/", server, 30):
+            raise RuntimeError("moto_server did not start")
         yield endpoint
     finally:
         server.terminate()
