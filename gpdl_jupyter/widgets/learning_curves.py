@@ -331,7 +331,10 @@ class LearningCurves(widgets.VBox):
                 progress.configs[0] if progress.configs else None)
             last = max((x for c in progress.configs for side in self._sides
                         for x in c.series(side, self.metric).x), default=0.0)
-            right = max(progress.num_iterations, last, 1) * 1.02
+            # While it runs, the axis shows the whole job; once ended (a stopped job, a
+            # search that stopped early), only what was trained.
+            planned = progress.num_iterations if progress.running else 0
+            right = max(planned, last, 1) * 1.02
             self.figure.layout.xaxis.range = [0, right]
             self._fit_y(progress, shown)
             self.figure.layout.title.text = _title(progress)

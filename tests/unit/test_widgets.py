@@ -569,6 +569,17 @@ def test_legend_names_follow_a_configuration_added_later(fake_job):
         {"Adam lr=0.1 · mst 1"}  # every side's trace, not only the one in the legend
 
 
+def test_the_x_axis_spans_the_job_while_it_runs_and_what_trained_once_it_ended(fake_job):
+    running = replace(job_progress(config(1, [0.5, 0.6], status="training"),
+                                   status="running"), num_iterations=300)
+    fake_job["progress"] = running
+    widget = LearningCurves("dbname=none", fake_job["job"], live=False)
+    assert widget.figure.layout.xaxis.range[1] == pytest.approx(300 * 1.02)
+    fake_job["progress"] = replace(running, status="stopped")
+    widget.refresh()
+    assert widget.figure.layout.xaxis.range[1] == pytest.approx(2 * 1.02)  # 2 iterations
+
+
 def test_learning_curves_scale_to_the_evaluated_values(fake_job):
     widget = LearningCurves("dbname=none", fake_job["job"], live=False)
     low, high = widget.figure.layout.yaxis.range
