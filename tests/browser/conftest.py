@@ -4,7 +4,8 @@ The quickstart makes the tables the other notebooks use (``fashion_train_packed`
 ``fashion_arch``, ``fashion_models``...). Each module writes its own notebook
 into the lab's root and opens it on the same page, so the quickstart's
 tests must run while the page still shows it: pytest's order (file names)
-runs ``test_quickstart_browser`` first.
+runs ``test_quickstart_browser`` before the modules that open other notebooks
+(retrain, steering, tutorials, widgets).
 """
 
 from __future__ import annotations
