@@ -171,8 +171,10 @@ def test_learning_curves_steer_a_search(dsn: str, ids: dict[str, int]) -> None:
         steering.extend_button.click()
         steering.thread.join(timeout=120)
         assert "mst 2 trains to iteration 3" in steering.message.value, steering.message.value
-        _until(lambda: widget.progress.config(2).status == tables.FINISHED,
-               "the clone did not finish", timeout=180)
+        # Finished at iteration 3: the clone may have finished its first before the extend.
+        _until(lambda: (widget.progress.config(2).status,
+                        widget.progress.config(2).iteration) == (tables.FINISHED, 3.0),
+               "the clone did not finish its 3 iterations", timeout=180)
         clone = widget.progress.config(2)
         assert (clone.iteration, clone.budget, clone.hand_made) == (3.0, 3, True)
         assert clone.hyperparameters["batch_size"] == 8
